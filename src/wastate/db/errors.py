@@ -1,0 +1,60 @@
+"""Translate database errors into the wastate family by SQLSTATE / SQLite error code.
+
+Never by message text: psycopg exposes `sqlstate` and `diag.constraint_name`, sqlite3 exposes
+`sqlite_errorname`. Anything not recognised is re-raised unchanged by the caller.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from sqlalchemy.exc import DBAPIError
+
+from wastate.errors import Conflict, InvalidInput, SchemaNotReady, ServiceUnavailable, WastateError
+
+__all__ = ["translate_db_error"]
+
+_PG_INPUT_ERRORS = {
+    "22001": "value too long",
+    "22003": "number out of range",
+    "22007": "invalid datetime",
+    "22P02": "invalid value",
+    "23502": "a required value is missing",
+    "23503": "refers to a record that does not exist",
+    "23514": "breaks a check rule",
+}
+
+
+def translate_db_error(exc: DBAPIError) -> WastateError | None:
+    """The wastate error for `exc`, or None when it is not one we classify."""
+    original = exc.orig
+    sqlstate = getattr(original, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        diag = getattr(original, "diag", None)
+        constraint = getattr(diag, "constraint_name", None)
+        column = getattr(diag, "column_name", None)
+        if sqlstate == "23505":
+            return Conflict(f"already exists ({constraint})", constraint=constraint)
+        if sqlstate in _PG_INPUT_ERRORS:
+            return InvalidInput(constraint or column or "value", _PG_INPUT_ERRORS[sqlstate])
+        if sqlstate in ("42P01", "42703"):
+            return SchemaNotReady("the database has no wastate schema: run `wastate migrate`")
+        if sqlstate.startswith(("08", "57P")) or exc.connection_invalidated:
+            return ServiceUnavailable(f"database unavailable (SQLSTATE {sqlstate})")
+        return None
+    if isinstance(original, sqlite3.Error):
+        name = getattr(original, "sqlite_errorname", "")
+        if name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"):
+            return Conflict("already exists")
+        if name in ("SQLITE_CONSTRAINT_CHECK", "SQLITE_CONSTRAINT_NOTNULL"):
+            return InvalidInput("value", "breaks a check rule")
+        if name == "SQLITE_CONSTRAINT_FOREIGNKEY":
+            return InvalidInput("value", "refers to a record that does not exist")
+        if name in ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR"):
+            return ServiceUnavailable(f"database unavailable ({name})")
+        if name == "SQLITE_ERROR" and isinstance(original, sqlite3.OperationalError):
+            return None
+        return None
+    if exc.connection_invalidated:
+        return ServiceUnavailable("database connection lost")
+    return None

@@ -1,0 +1,23 @@
+"""Time: every timestamp wastate writes is timezone-aware UTC, from an injectable clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+__all__ = ["Clock", "as_utc", "utcnow"]
+
+Clock = Callable[[], datetime]
+"""A zero-argument callable returning an aware UTC datetime (tests inject a fake one)."""
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """`value` as aware UTC; naive values (SQLite hands those back) are taken to be UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

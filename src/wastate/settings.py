@@ -1,0 +1,100 @@
+"""Settings: the `WASTATE_*` environment variables, and the seed's `DB_*`/`REDIS_*` ones.
+
+`Settings()` reads the environment; a malformed value fails at construction with a
+`ConfigurationError` naming the variable. The seed's variables are honoured only when the
+matching `WASTATE_*` variable is unset.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from wastate.errors import ConfigurationError
+
+__all__ = ["DEFAULT_CACHE_URL", "DEFAULT_DATABASE_URL", "Settings", "load_settings"]
+
+DEFAULT_DATABASE_URL = "sqlite:///./wastate.db"
+DEFAULT_CACHE_URL = "memory://"
+_CACHE_SCHEMES = ("redis", "rediss", "memory", "none", "unix")
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Field `x` is read from `WASTATE_X`."""
+
+    model_config = SettingsConfigDict(env_prefix="WASTATE_", extra="forbid", frozen=True)
+
+    database_url: str = Field(DEFAULT_DATABASE_URL, description="any SQLAlchemy URL")
+    cache_url: str = Field(DEFAULT_CACHE_URL, description="redis://…, memory://, none://")
+    mapping_ttl_seconds: int = Field(3600, ge=1, description="cache TTL of mappings")
+    cache_prefix: str = Field(
+        "wastate", min_length=1, max_length=64, description="first part of every cache key"
+    )
+    near_cache: bool = Field(True, description="in-process L1 in front of a shared cache")
+    near_cache_ttl_seconds: float = Field(
+        5.0, gt=0, description="L1 lifetime: the staleness bound if an invalidation is lost"
+    )
+    near_cache_size: int = Field(100_000, ge=0, description="L1 entries kept at most")
+    cache_timeout_seconds: float = Field(0.25, gt=0, description="socket timeout for the cache")
+    activity_flush_seconds: float = Field(
+        30.0, gt=0, description="how often coalesced last_activity_at updates are written"
+    )
+    default_tenant: str | None = Field(None, description="HTTP: tenant of requests naming none")
+    pool_size: int = Field(10, ge=1)
+    pool_timeout_seconds: float = Field(5.0, gt=0)
+    statement_timeout_ms: int = Field(15_000, ge=0, description="PostgreSQL statement_timeout")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        try:
+            make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL: {value!r}") from exc
+        return value
+
+    @field_validator("cache_url")
+    @classmethod
+    def _check_cache_url(cls, value: str) -> str:
+        scheme, sep, _ = value.partition("://")
+        if not sep or not scheme:
+            raise ValueError(f"not a cache URL: {value!r} (try memory://, none:// or redis://…)")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seed_variables(cls, data: Any) -> Any:
+        """Fill unset URLs from the seed's DB_*/REDIS_* variables."""
+        if not isinstance(data, dict):
+            return data
+        env = os.environ
+        if "database_url" not in data and "WASTATE_DATABASE_URL" not in env and "DB_HOST" in env:
+            user = quote(env.get("DB_USER", "postgres"), safe="")
+            password = env.get("DB_PASSWORD")
+            auth = f"{user}:{quote(password, safe='')}" if password else user
+            data["database_url"] = (
+                f"postgresql+psycopg://{auth}@{env['DB_HOST']}:{env.get('DB_PORT', '5432')}"
+                f"/{env.get('DB_NAME', 'waba_mvp')}"
+            )
+        if "cache_url" not in data and "WASTATE_CACHE_URL" not in env and "REDIS_HOST" in env:
+            data["cache_url"] = f"redis://{env['REDIS_HOST']}:{env.get('REDIS_PORT', '6379')}/0"
+        return data
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build `Settings` from the environment plus overrides; errors name the variable."""
+    clean = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            problems.append(f"WASTATE_{field.upper()}: {error['msg']}")
+        raise ConfigurationError("; ".join(problems)) from exc

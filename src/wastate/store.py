@@ -1,0 +1,94 @@
+"""The store: engine + cache + settings. `connect()` builds one; `unit_of_work()` uses it.
+
+A process keeps one `Store` (it owns the connection pool, the cache clients and the coalesced
+activity writer) and opens a short `UnitOfWork` per request or message.
+"""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from wastate import migrations
+from wastate.db.engine import create_wastate_engine, normalize_url
+from wastate.domain.clock import Clock, utcnow
+from wastate.settings import Settings, load_settings
+from wastate.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from wastate.repositories.base import Database
+    from wastate.repositories.mappings import MappingRepository
+
+__all__ = ["Store", "connect"]
+
+
+class Store:
+    """Everything a process shares: the engine, the cache, the settings and the clock."""
+
+    def __init__(self, settings: Settings | None = None, *, clock: Clock = utcnow) -> None:
+        self.settings = settings if settings is not None else load_settings()
+        self.clock = clock
+        self.engine = create_wastate_engine(self.settings)
+        self.database_url = normalize_url(self.settings.database_url)
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._init_mapping_layer()
+
+    def _init_mapping_layer(self) -> None:
+        """Build the store-level parts of the mapping repository (cache, activity writer)."""
+        self._mapping_layer: Any = None
+
+    def _mapping_repository(self, db: Database) -> MappingRepository:
+        from wastate.repositories.mappings import SqlMappingRepository
+
+        return SqlMappingRepository(db)
+
+    def unit_of_work(self, tenant_id: str) -> UnitOfWork:
+        """A unit of work bound to `tenant_id`; use it as a context manager."""
+        return UnitOfWork(self, tenant_id)
+
+    def migrate(self, revision: str = "head") -> None:
+        """Upgrade the schema to `revision` (`alembic upgrade head`, `wastate migrate`)."""
+        migrations.migrate(self.settings.database_url, revision)
+
+    def require_current_schema(self) -> None:
+        """Raise `SchemaNotReady` unless the database is migrated to this version's head."""
+        migrations.require_current_schema(self.engine)
+
+    def close(self) -> None:
+        """Flush coalesced activity, close the cache clients and the connection pool."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._close_mapping_layer()
+        self.engine.dispose()
+
+    def _close_mapping_layer(self) -> None:
+        return None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def connect(
+    database_url: str | None = None,
+    cache_url: str | None = None,
+    *,
+    clock: Clock = utcnow,
+    **settings: Any,
+) -> Store:
+    """A `Store` for `database_url` and `cache_url`, else `WASTATE_*` settings, else the embedded
+    default (SQLite file `./wastate.db` and an in-process cache)."""
+    return Store(
+        load_settings(database_url=database_url, cache_url=cache_url, **settings), clock=clock
+    )
