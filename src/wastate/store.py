@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from wastate import migrations
 from wastate.db.engine import create_wastate_engine, normalize_url
 from wastate.domain.clock import Clock, utcnow
+from wastate.repositories.mappings import ActivityWriter
 from wastate.settings import Settings, load_settings
 from wastate.uow import UnitOfWork
 
@@ -37,7 +38,9 @@ class Store:
 
     def _init_mapping_layer(self) -> None:
         """Build the store-level parts of the mapping repository (cache, activity writer)."""
-        self._mapping_layer: Any = None
+        self.activity = ActivityWriter(
+            self.engine, interval=self.settings.activity_flush_seconds, clock=self.clock
+        )
 
     def _mapping_repository(self, db: Database) -> MappingRepository:
         from wastate.repositories.mappings import SqlMappingRepository
@@ -66,7 +69,7 @@ class Store:
         self.engine.dispose()
 
     def _close_mapping_layer(self) -> None:
-        return None
+        self.activity.close()
 
     def __enter__(self) -> Store:
         return self

@@ -9,14 +9,31 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, DateTime, Integer, MetaData, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Integer,
+    MetaData,
+    Table,
+    TypeDecorator,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 
-__all__ = ["NAMING_CONVENTION", "Base", "BigId", "JSONValue", "UTCDateTime", "enum_check"]
+__all__ = [
+    "NAMING_CONVENTION",
+    "Base",
+    "BigId",
+    "JSONValue",
+    "UTCDateTime",
+    "enum_check",
+    "table_of",
+]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -66,3 +83,8 @@ class Base(DeclarativeBase):
     """Base of every wastate table."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core `Table` of a model, typed as such (for Core statements: insert/update/delete)."""
+    return cast(Table, model.__table__)

@@ -1,0 +1,522 @@
+"""Conversation mappings: the repository protocol, its SQL implementation, and the coalesced
+activity writer. All SQL of the mapping family lives here.
+
+Race safety comes from the database, not from locks: `get_or_create` reads first (the common
+case: the user already has a conversation, one SELECT, no transaction); on a miss it runs
+`INSERT … ON CONFLICT DO NOTHING` against the partial unique index "one active mapping per
+(tenant, wa_id)", then reads whichever row won. Any number of processes racing on a new wa_id end
+with one mapping, and all of them return it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, Row, and_, bindparam, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+
+from wastate.db.base import table_of
+from wastate.db.errors import translate_db_error
+from wastate.db.tables import ACTIVE_ONLY, ConversationMappingRow
+from wastate.domain.clock import Clock
+from wastate.domain.ids import normalize_wa_id, require_external_id
+from wastate.domain.mappings import ConversationMapping, MappingStatus
+from wastate.errors import Conflict, InvalidInput
+from wastate.repositories.base import Database
+
+__all__ = [
+    "ActivityWriter",
+    "BatchedMaintenance",
+    "MappingRepository",
+    "SqlMappingRepository",
+]
+
+log = logging.getLogger(__name__)
+
+_T = table_of(ConversationMappingRow)
+_C = _T.c
+_ACTIVE = MappingStatus.ACTIVE.value
+_COLUMNS = [column for column in _T.columns if column.name != "id"]
+_MAX_CONVERSATION_ID = 128
+_MAX_CONTACT_NAME = 256
+_CREATE_ATTEMPTS = 5
+
+
+class MappingRepository(Protocol):
+    """What `uow.mappings` offers; the SQL repository and the caching decorator both provide it."""
+
+    def get_or_create(self, wa_id: str, *, contact_name: str | None = None) -> ConversationMapping:
+        """The user's active mapping, created (with a new conversation id) if there is none.
+
+        A `contact_name` different from the stored one replaces it.
+        """
+        ...
+
+    def by_wa_id(self, wa_id: str) -> ConversationMapping | None:
+        """The user's active mapping, or None. Never creates."""
+        ...
+
+    def by_conversation(self, conversation_id: str) -> ConversationMapping | None:
+        """The mapping (in any status) of a conversation id: the reverse lookup."""
+        ...
+
+    def correlate(
+        self, wa_id: str, conversation_id: str, communication_id: str | None = None
+    ) -> ConversationMapping:
+        """Give the user's active mapping the contact center's conversation id, once.
+
+        Idempotent for the same id; a different second id raises `Conflict`. With no active
+        mapping (the contact center starts the conversation), one is created with that id.
+        """
+        ...
+
+    def close(self, wa_id: str) -> ConversationMapping | None:
+        """Close the user's active mapping (the next message starts a new conversation)."""
+        ...
+
+    def expire_batch(self, older_than: timedelta, *, limit: int) -> list[ConversationMapping]:
+        """Expire up to `limit` active mappings idle for longer than `older_than`."""
+        ...
+
+    def expire_idle(self, older_than: timedelta, *, limit: int | None = None) -> int:
+        """Expire active mappings idle for longer than `older_than`, in batches; how many."""
+        ...
+
+    def purge_batch(self, older_than: timedelta, *, limit: int) -> list[ConversationMapping]:
+        """Delete up to `limit` closed/expired mappings closed more than `older_than` ago."""
+        ...
+
+    def purge(self, older_than: timedelta, *, limit: int | None = None) -> int:
+        """Delete closed/expired mappings closed more than `older_than` ago; how many."""
+        ...
+
+
+class BatchedMaintenance:
+    """`expire_idle` and `purge` as loops over the batch methods, shared by every implementation."""
+
+    BATCH_SIZE = 1000
+
+    def expire_batch(self, older_than: timedelta, *, limit: int) -> list[ConversationMapping]:
+        raise NotImplementedError
+
+    def purge_batch(self, older_than: timedelta, *, limit: int) -> list[ConversationMapping]:
+        raise NotImplementedError
+
+    def expire_idle(self, older_than: timedelta, *, limit: int | None = None) -> int:
+        """Expire active mappings idle for longer than `older_than`, in batches; how many."""
+        return _drain(self.expire_batch, older_than, limit, self.BATCH_SIZE)
+
+    def purge(self, older_than: timedelta, *, limit: int | None = None) -> int:
+        """Delete closed/expired mappings closed more than `older_than` ago; how many."""
+        return _drain(self.purge_batch, older_than, limit, self.BATCH_SIZE)
+
+
+def _drain(
+    batch: Callable[..., list[ConversationMapping]],
+    older_than: timedelta,
+    limit: int | None,
+    batch_size: int,
+) -> int:
+    _require_positive_age(older_than)
+    if limit is not None and limit < 1:
+        raise InvalidInput("limit", "must be at least 1")
+    done = 0
+    while limit is None or done < limit:
+        size = batch_size if limit is None else min(batch_size, limit - done)
+        rows = batch(older_than, limit=size)
+        done += len(rows)
+        if len(rows) < size:
+            break
+    return done
+
+
+def _require_positive_age(older_than: timedelta) -> None:
+    if not isinstance(older_than, timedelta) or older_than <= timedelta(0):
+        raise InvalidInput("older_than", "must be a positive duration")
+
+
+def _conversation_id(value: object) -> str:
+    text = require_external_id(value, field="conversation_id")
+    if len(text) > _MAX_CONVERSATION_ID:
+        raise InvalidInput("conversation_id", f"is longer than {_MAX_CONVERSATION_ID} characters")
+    return text
+
+
+def _communication_id(value: object) -> str | None:
+    if value is None:
+        return None
+    text = require_external_id(value, field="communication_id")
+    if len(text) > _MAX_CONVERSATION_ID:
+        raise InvalidInput("communication_id", f"is longer than {_MAX_CONVERSATION_ID} characters")
+    return text
+
+
+def _contact_name(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput("contact_name", f"must be a string, got {type(value).__name__}")
+    text = " ".join(value.split())  # names arrive with stray newlines and tabs
+    if len(text) > _MAX_CONTACT_NAME:
+        raise InvalidInput("contact_name", f"is longer than {_MAX_CONTACT_NAME} characters")
+    return text or None
+
+
+def to_mapping(row: Row[Any] | Mapping[str, Any]) -> ConversationMapping:
+    """A mapping model from a database row (trusted: the schema's CHECKs already hold)."""
+    values = row._mapping if isinstance(row, Row) else row
+    return ConversationMapping.model_construct(
+        tenant_id=values["tenant_id"],
+        wa_id=values["wa_id"],
+        conversation_id=values["conversation_id"],
+        status=MappingStatus(values["status"]),
+        contact_name=values["contact_name"],
+        communication_id=values["communication_id"],
+        last_message_id=values["last_message_id"],
+        correlated_at=values["correlated_at"],
+        created_at=values["created_at"],
+        last_activity_at=values["last_activity_at"],
+        closed_at=values["closed_at"],
+    )
+
+
+# Statements, built once. Every one is scoped by tenant_id.
+_BY_WA_ID = select(*_COLUMNS).where(
+    _C.tenant_id == bindparam("tenant_id"),
+    _C.wa_id == bindparam("wa_id"),
+    _C.status == _ACTIVE,
+)
+_BY_CONVERSATION = select(*_COLUMNS).where(
+    _C.tenant_id == bindparam("tenant_id"), _C.conversation_id == bindparam("conversation_id")
+)
+_ACTIVE_MATCH = and_(
+    _C.tenant_id == bindparam("tenant_id"), _C.wa_id == bindparam("wa_id"), _C.status == _ACTIVE
+)
+_RENAME = update(_T).where(_ACTIVE_MATCH).values(contact_name=bindparam("contact_name"))
+_CORRELATE = (
+    update(_T)
+    .where(_ACTIVE_MATCH, _C.correlated_at.is_(None))
+    .values(
+        conversation_id=bindparam("conversation_id"),
+        communication_id=func.coalesce(bindparam("communication_id"), _C.communication_id),
+        correlated_at=bindparam("now"),
+    )
+)
+_ADD_COMMUNICATION_ID = (
+    update(_T)
+    .where(_ACTIVE_MATCH, _C.communication_id.is_(None))
+    .values(communication_id=bindparam("communication_id"))
+)
+_CLOSE = (
+    update(_T)
+    .where(_ACTIVE_MATCH)
+    .values(status=MappingStatus.CLOSED.value, closed_at=bindparam("now"))
+)
+_IDLE_IDS = (
+    select(_C.id)
+    .where(
+        _C.tenant_id == bindparam("tenant_id"),
+        _C.status == _ACTIVE,
+        _C.last_activity_at < bindparam("cutoff"),
+    )
+    .order_by(_C.last_activity_at)
+    .limit(bindparam("limit"))
+)
+_EXPIRE = (
+    update(_T)
+    .where(_C.tenant_id == bindparam("tenant_id"), _C.status == _ACTIVE)
+    .values(status=MappingStatus.EXPIRED.value, closed_at=bindparam("now"))
+)
+_CLOSED_IDS = (
+    select(_C.id)
+    .where(
+        _C.tenant_id == bindparam("tenant_id"),
+        _C.status != _ACTIVE,
+        _C.closed_at < bindparam("cutoff"),
+    )
+    .order_by(_C.closed_at)
+    .limit(bindparam("limit"))
+)
+_PURGE = delete(_T).where(_C.tenant_id == bindparam("tenant_id"))
+
+
+def _insert_statement(dialect: str) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(_T)
+        .on_conflict_do_nothing(index_elements=[_C.tenant_id, _C.wa_id], index_where=ACTIVE_ONLY)
+        .returning(*_COLUMNS)
+    )
+
+
+_INSERTS = {dialect: _insert_statement(dialect) for dialect in ("postgresql", "sqlite")}
+
+
+def _locked_ids(dialect: str, ids: Any) -> Any:
+    # PostgreSQL: let concurrent maintenance jobs take disjoint batches.
+    return ids.with_for_update(skip_locked=True) if dialect == "postgresql" else ids
+
+
+class SqlMappingRepository(BatchedMaintenance):
+    """The mapping repository on the unit of work's connection. Knows nothing of caches."""
+
+    __slots__ = ("_db", "_insert")
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._insert = _INSERTS[db.dialect_name]
+
+    def get_or_create(self, wa_id: str, *, contact_name: str | None = None) -> ConversationMapping:
+        """The user's active mapping, created (with a new conversation id) if there is none."""
+        key = normalize_wa_id(wa_id)
+        name = _contact_name(contact_name)
+        for _ in range(_CREATE_ATTEMPTS):
+            found = self._active(key)
+            if found is None:
+                found = self._insert_active(key, str(uuid.uuid4()), name, correlated=False)
+            if found is not None:
+                if name is not None and found.contact_name != name:
+                    found = self._rename(key, name) or found
+                return found
+        # Only reachable if the mapping is closed by someone else between insert and read,
+        # again and again: report it rather than spin.
+        raise Conflict(f"wa_id {key}: the active mapping kept changing; try again")
+
+    def by_wa_id(self, wa_id: str) -> ConversationMapping | None:
+        """The user's active mapping, or None. Never creates."""
+        return self._active(normalize_wa_id(wa_id))
+
+    def by_conversation(self, conversation_id: str) -> ConversationMapping | None:
+        """The mapping (in any status) of a conversation id: the reverse lookup."""
+        params = {
+            "tenant_id": self._db.tenant_id,
+            "conversation_id": _conversation_id(conversation_id),
+        }
+        row = self._db.read(_BY_CONVERSATION, params).first()
+        return None if row is None else to_mapping(row)
+
+    def correlate(
+        self, wa_id: str, conversation_id: str, communication_id: str | None = None
+    ) -> ConversationMapping:
+        """Set the contact center's conversation id on the active mapping, once."""
+        key = normalize_wa_id(wa_id)
+        wanted = _conversation_id(conversation_id)
+        communication = _communication_id(communication_id)
+        params = {
+            "tenant_id": self._db.tenant_id,
+            "wa_id": key,
+            "conversation_id": wanted,
+            "communication_id": communication,
+            "now": self._db.now(),
+        }
+        for _ in range(_CREATE_ATTEMPTS):
+            row = self._db.write(_CORRELATE.returning(*_COLUMNS), params).first()
+            if row is not None:
+                return to_mapping(row)
+            current = self._active(key)
+            if current is None:
+                created = self._insert_active(key, wanted, None, correlated=True, extra=params)
+                if created is not None:
+                    return created
+                continue
+            if current.conversation_id != wanted:
+                raise Conflict(
+                    f"wa_id {key} is already correlated with conversation "
+                    f"{current.conversation_id!r}, not {wanted!r}",
+                    constraint="correlate_once",
+                )
+            if communication is None or current.communication_id == communication:
+                return current
+            if current.communication_id is None:
+                updated = self._db.write(_ADD_COMMUNICATION_ID.returning(*_COLUMNS), params).first()
+                if updated is not None:
+                    return to_mapping(updated)
+                continue
+            raise Conflict(
+                f"conversation {wanted!r} already has communication id "
+                f"{current.communication_id!r}, not {communication!r}",
+                constraint="correlate_once",
+            )
+        raise Conflict(f"wa_id {key}: the active mapping kept changing; try again")
+
+    def close(self, wa_id: str) -> ConversationMapping | None:
+        """Close the user's active mapping; None if there was none."""
+        params = {
+            "tenant_id": self._db.tenant_id,
+            "wa_id": normalize_wa_id(wa_id),
+            "now": self._db.now(),
+        }
+        row = self._db.write(_CLOSE.returning(*_COLUMNS), params).first()
+        return None if row is None else to_mapping(row)
+
+    def expire_batch(self, older_than: timedelta, *, limit: int) -> list[ConversationMapping]:
+        """Expire up to `limit` active mappings idle for longer than `older_than`."""
+        _require_positive_age(older_than)
+        now = self._db.now()
+        ids = _locked_ids(self._db.dialect_name, _IDLE_IDS).scalar_subquery()
+        statement = _EXPIRE.where(_C.id.in_(ids)).returning(*_COLUMNS)
+        params = {
+            "tenant_id": self._db.tenant_id,
+            "cutoff": now - older_than,
+            "limit": limit,
+            "now": now,
+        }
+        return [to_mapping(row) for row in self._db.write(statement, params)]
+
+    def purge_batch(self, older_than: timedelta, *, limit: int) -> list[ConversationMapping]:
+        """Delete up to `limit` closed/expired mappings closed more than `older_than` ago."""
+        _require_positive_age(older_than)
+        ids = _locked_ids(self._db.dialect_name, _CLOSED_IDS).scalar_subquery()
+        statement = _PURGE.where(_C.id.in_(ids)).returning(*_COLUMNS)
+        params = {
+            "tenant_id": self._db.tenant_id,
+            "cutoff": self._db.now() - older_than,
+            "limit": limit,
+        }
+        return [to_mapping(row) for row in self._db.write(statement, params)]
+
+    def _active(self, key: str) -> ConversationMapping | None:
+        row = self._db.read(_BY_WA_ID, {"tenant_id": self._db.tenant_id, "wa_id": key}).first()
+        return None if row is None else to_mapping(row)
+
+    def _insert_active(
+        self,
+        key: str,
+        conversation_id: str,
+        contact_name: str | None,
+        *,
+        correlated: bool,
+        extra: Mapping[str, Any] | None = None,
+    ) -> ConversationMapping | None:
+        """Insert an active mapping; None if another one won the race (then re-read)."""
+        now = self._db.now()
+        values = {
+            "tenant_id": self._db.tenant_id,
+            "wa_id": key,
+            "conversation_id": conversation_id,
+            "status": _ACTIVE,
+            "contact_name": contact_name,
+            "communication_id": (extra or {}).get("communication_id"),
+            "last_message_id": None,
+            "correlated_at": now if correlated else None,
+            "created_at": now,
+            "last_activity_at": now,
+            "closed_at": None,
+        }
+        row = self._db.write(self._insert, values).first()
+        if row is not None:
+            return to_mapping(row)
+        return self._active(key)
+
+    def _rename(self, key: str, name: str) -> ConversationMapping | None:
+        params = {"tenant_id": self._db.tenant_id, "wa_id": key, "contact_name": name}
+        row = self._db.write(_RENAME.returning(*_COLUMNS), params).first()
+        return None if row is None else to_mapping(row)
+
+
+_TOUCH = (
+    update(_T)
+    .where(
+        _C.tenant_id == bindparam("b_tenant_id"),
+        _C.conversation_id == bindparam("b_conversation_id"),
+        _C.last_activity_at < bindparam("b_at"),
+    )
+    .values(last_activity_at=bindparam("b_at"))
+)
+
+
+class ActivityWriter:
+    """Coalesces `last_activity_at` refreshes: a lookup costs a dict write, not a database write.
+
+    `record` keeps the newest time per mapping and skips mappings refreshed within the last
+    `interval` seconds; a background thread writes everything pending every `interval` seconds
+    in one batched statement (never moving a time backwards). `close()` (from `Store.close()`)
+    writes what is left. Worst-case staleness of `last_activity_at` in the database: about two
+    intervals (one of throttling, one of waiting for the flush); a crashed process loses at most
+    the last interval's refreshes.
+    """
+
+    def __init__(self, engine: Engine, *, interval: float, clock: Clock) -> None:
+        self._engine = engine
+        self._interval = interval
+        self._throttle = timedelta(seconds=interval)
+        self._clock = clock
+        self._pending: dict[tuple[str, str], datetime] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._begin = "BEGIN IMMEDIATE" if engine.dialect.name == "sqlite" else "BEGIN"
+
+    def record(self, mapping: ConversationMapping) -> None:
+        """Note that `mapping` was used now (cheap; written later in a batch)."""
+        now = self._clock()
+        if now - mapping.last_activity_at < self._throttle or self._closed:
+            return
+        key = (mapping.tenant_id, mapping.conversation_id)
+        with self._lock:
+            self._pending[key] = now
+            if self._thread is None:
+                self._start()
+
+    def pending(self) -> int:
+        """How many mappings wait for their activity to be written."""
+        with self._lock:
+            return len(self._pending)
+
+    def flush(self) -> int:
+        """Write every pending refresh now; returns how many mappings were written."""
+        with self._lock:
+            batch, self._pending = self._pending, {}
+        if not batch:
+            return 0
+        rows = [
+            {"b_tenant_id": tenant, "b_conversation_id": conversation, "b_at": at}
+            for (tenant, conversation), at in batch.items()
+        ]
+        try:
+            with self._engine.connect() as connection:
+                connection.exec_driver_sql(self._begin)
+                try:
+                    connection.execute(_TOUCH, rows)
+                except BaseException:
+                    connection.exec_driver_sql("ROLLBACK")
+                    raise
+                connection.exec_driver_sql("COMMIT")
+        except DBAPIError as exc:
+            with self._lock:  # keep them for the next attempt, newest time wins
+                for key, at in batch.items():
+                    if self._pending.get(key, at) <= at:
+                        self._pending[key] = at
+            log.warning("activity flush failed; will retry: %s", translate_db_error(exc) or exc)
+            return 0
+        return len(rows)
+
+    def close(self) -> None:
+        """Stop the background writer and write what is pending."""
+        self._closed = True
+        self._wake.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout=30)
+        self.flush()
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="wastate-activity", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._wake.wait(self._interval):
+            try:
+                self.flush()
+            except Exception:  # the writer must outlive any one failure
+                log.exception("activity flush crashed")
+
+    def __repr__(self) -> str:
+        return f"ActivityWriter(interval={self._interval}, pending={self.pending()})"
