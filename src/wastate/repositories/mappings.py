@@ -188,40 +188,40 @@ def to_mapping(row: Row[Any] | Mapping[str, Any]) -> ConversationMapping:
 
 # Statements, built once. Every one is scoped by tenant_id.
 _BY_WA_ID = select(*_COLUMNS).where(
-    _C.tenant_id == bindparam("tenant_id"),
-    _C.wa_id == bindparam("wa_id"),
+    _C.tenant_id == bindparam("p_tenant_id"),
+    _C.wa_id == bindparam("p_wa_id"),
     _C.status == _ACTIVE,
 )
 _BY_CONVERSATION = select(*_COLUMNS).where(
-    _C.tenant_id == bindparam("tenant_id"), _C.conversation_id == bindparam("conversation_id")
+    _C.tenant_id == bindparam("p_tenant_id"), _C.conversation_id == bindparam("p_conversation_id")
 )
 _ACTIVE_MATCH = and_(
-    _C.tenant_id == bindparam("tenant_id"), _C.wa_id == bindparam("wa_id"), _C.status == _ACTIVE
+    _C.tenant_id == bindparam("p_tenant_id"), _C.wa_id == bindparam("p_wa_id"), _C.status == _ACTIVE
 )
-_RENAME = update(_T).where(_ACTIVE_MATCH).values(contact_name=bindparam("contact_name"))
+_RENAME = update(_T).where(_ACTIVE_MATCH).values(contact_name=bindparam("p_contact_name"))
 _CORRELATE = (
     update(_T)
     .where(_ACTIVE_MATCH, _C.correlated_at.is_(None))
     .values(
-        conversation_id=bindparam("conversation_id"),
-        communication_id=func.coalesce(bindparam("communication_id"), _C.communication_id),
-        correlated_at=bindparam("now"),
+        conversation_id=bindparam("p_conversation_id"),
+        communication_id=func.coalesce(bindparam("p_communication_id"), _C.communication_id),
+        correlated_at=bindparam("p_now"),
     )
 )
 _ADD_COMMUNICATION_ID = (
     update(_T)
     .where(_ACTIVE_MATCH, _C.communication_id.is_(None))
-    .values(communication_id=bindparam("communication_id"))
+    .values(communication_id=bindparam("p_communication_id"))
 )
 _CLOSE = (
     update(_T)
     .where(_ACTIVE_MATCH)
-    .values(status=MappingStatus.CLOSED.value, closed_at=bindparam("now"))
+    .values(status=MappingStatus.CLOSED.value, closed_at=bindparam("p_now"))
 )
 _IDLE_IDS = (
     select(_C.id)
     .where(
-        _C.tenant_id == bindparam("tenant_id"),
+        _C.tenant_id == bindparam("p_tenant_id"),
         _C.status == _ACTIVE,
         _C.last_activity_at < bindparam("cutoff"),
     )
@@ -230,20 +230,20 @@ _IDLE_IDS = (
 )
 _EXPIRE = (
     update(_T)
-    .where(_C.tenant_id == bindparam("tenant_id"), _C.status == _ACTIVE)
-    .values(status=MappingStatus.EXPIRED.value, closed_at=bindparam("now"))
+    .where(_C.tenant_id == bindparam("p_tenant_id"), _C.status == _ACTIVE)
+    .values(status=MappingStatus.EXPIRED.value, closed_at=bindparam("p_now"))
 )
 _CLOSED_IDS = (
     select(_C.id)
     .where(
-        _C.tenant_id == bindparam("tenant_id"),
+        _C.tenant_id == bindparam("p_tenant_id"),
         _C.status != _ACTIVE,
         _C.closed_at < bindparam("cutoff"),
     )
     .order_by(_C.closed_at)
     .limit(bindparam("limit"))
 )
-_PURGE = delete(_T).where(_C.tenant_id == bindparam("tenant_id"))
+_PURGE = delete(_T).where(_C.tenant_id == bindparam("p_tenant_id"))
 
 
 def _insert_statement(dialect: str) -> Any:
@@ -295,8 +295,8 @@ class SqlMappingRepository(BatchedMaintenance):
     def by_conversation(self, conversation_id: str) -> ConversationMapping | None:
         """The mapping (in any status) of a conversation id: the reverse lookup."""
         params = {
-            "tenant_id": self._db.tenant_id,
-            "conversation_id": _conversation_id(conversation_id),
+            "p_tenant_id": self._db.tenant_id,
+            "p_conversation_id": _conversation_id(conversation_id),
         }
         row = self._db.read(_BY_CONVERSATION, params).first()
         return None if row is None else to_mapping(row)
@@ -309,11 +309,11 @@ class SqlMappingRepository(BatchedMaintenance):
         wanted = _conversation_id(conversation_id)
         communication = _communication_id(communication_id)
         params = {
-            "tenant_id": self._db.tenant_id,
-            "wa_id": key,
-            "conversation_id": wanted,
-            "communication_id": communication,
-            "now": self._db.now(),
+            "p_tenant_id": self._db.tenant_id,
+            "p_wa_id": key,
+            "p_conversation_id": wanted,
+            "p_communication_id": communication,
+            "p_now": self._db.now(),
         }
         for _ in range(_CREATE_ATTEMPTS):
             row = self._db.write(_CORRELATE.returning(*_COLUMNS), params).first()
@@ -348,9 +348,9 @@ class SqlMappingRepository(BatchedMaintenance):
     def close(self, wa_id: str) -> ConversationMapping | None:
         """Close the user's active mapping; None if there was none."""
         params = {
-            "tenant_id": self._db.tenant_id,
-            "wa_id": normalize_wa_id(wa_id),
-            "now": self._db.now(),
+            "p_tenant_id": self._db.tenant_id,
+            "p_wa_id": normalize_wa_id(wa_id),
+            "p_now": self._db.now(),
         }
         row = self._db.write(_CLOSE.returning(*_COLUMNS), params).first()
         return None if row is None else to_mapping(row)
@@ -362,10 +362,10 @@ class SqlMappingRepository(BatchedMaintenance):
         ids = _locked_ids(self._db.dialect_name, _IDLE_IDS).scalar_subquery()
         statement = _EXPIRE.where(_C.id.in_(ids)).returning(*_COLUMNS)
         params = {
-            "tenant_id": self._db.tenant_id,
+            "p_tenant_id": self._db.tenant_id,
             "cutoff": now - older_than,
             "limit": limit,
-            "now": now,
+            "p_now": now,
         }
         return [to_mapping(row) for row in self._db.write(statement, params)]
 
@@ -375,14 +375,14 @@ class SqlMappingRepository(BatchedMaintenance):
         ids = _locked_ids(self._db.dialect_name, _CLOSED_IDS).scalar_subquery()
         statement = _PURGE.where(_C.id.in_(ids)).returning(*_COLUMNS)
         params = {
-            "tenant_id": self._db.tenant_id,
+            "p_tenant_id": self._db.tenant_id,
             "cutoff": self._db.now() - older_than,
             "limit": limit,
         }
         return [to_mapping(row) for row in self._db.write(statement, params)]
 
     def _active(self, key: str) -> ConversationMapping | None:
-        row = self._db.read(_BY_WA_ID, {"tenant_id": self._db.tenant_id, "wa_id": key}).first()
+        row = self._db.read(_BY_WA_ID, {"p_tenant_id": self._db.tenant_id, "p_wa_id": key}).first()
         return None if row is None else to_mapping(row)
 
     def _insert_active(
@@ -402,7 +402,7 @@ class SqlMappingRepository(BatchedMaintenance):
             "conversation_id": conversation_id,
             "status": _ACTIVE,
             "contact_name": contact_name,
-            "communication_id": (extra or {}).get("communication_id"),
+            "communication_id": (extra or {}).get("p_communication_id"),
             "last_message_id": None,
             "correlated_at": now if correlated else None,
             "created_at": now,
@@ -415,7 +415,7 @@ class SqlMappingRepository(BatchedMaintenance):
         return self._active(key)
 
     def _rename(self, key: str, name: str) -> ConversationMapping | None:
-        params = {"tenant_id": self._db.tenant_id, "wa_id": key, "contact_name": name}
+        params = {"p_tenant_id": self._db.tenant_id, "p_wa_id": key, "p_contact_name": name}
         row = self._db.write(_RENAME.returning(*_COLUMNS), params).first()
         return None if row is None else to_mapping(row)
 
