@@ -1,0 +1,161 @@
+"""Every failure becomes one JSON shape, `{"error": …, "field": …}`, mapped in one place.
+
+The wastate error family maps to statuses here and nowhere else: `InvalidInput` → 400,
+request-validation failures → 422, `NotFound` → 404, `Conflict` and `InvalidTransition` → 409,
+`ServiceUnavailable` and `SchemaNotReady` → 503. Anything unexpected is logged with its traceback
+and answered with a bare 500 that leaks nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from wastate.errors import (
+    Conflict,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    SchemaNotReady,
+    ServiceUnavailable,
+    WastateError,
+)
+
+__all__ = [
+    "ApiError",
+    "ErrorBody",
+    "FieldProblem",
+    "error_response",
+    "install_error_handlers",
+]
+
+log = logging.getLogger("wastate.http")
+
+
+class FieldProblem(BaseModel):
+    """One problem with one part of a request."""
+
+    model_config = ConfigDict(frozen=True)
+
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer."""
+
+    model_config = ConfigDict(frozen=True)
+
+    error: str = Field(description="what went wrong, in one sentence")
+    field: str | None = Field(None, description="the request part at fault, when one is")
+    details: list[FieldProblem] | None = Field(
+        None, description="every problem found, when the request was invalid in several places"
+    )
+
+
+class ApiError(Exception):
+    """An error answer raised from a route: status, message, and the field at fault."""
+
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        *,
+        field: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+        self.field = field
+        self.headers = dict(headers) if headers else None
+
+
+def error_response(
+    status_code: int,
+    message: str,
+    *,
+    field: str | None = None,
+    details: Sequence[FieldProblem] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """A JSON error answer in the one shape every route documents."""
+    body: dict[str, Any] = {"error": message}
+    if field is not None:
+        body["field"] = field
+    if details:
+        body["details"] = [problem.model_dump() for problem in details]
+    return JSONResponse(body, status_code=status_code, headers=dict(headers) if headers else None)
+
+
+def _status_of(exc: WastateError) -> int:
+    if isinstance(exc, InvalidInput):
+        return 400
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, Conflict | InvalidTransition):
+        return 409
+    if isinstance(exc, ServiceUnavailable | SchemaNotReady):
+        return 503
+    return 500
+
+
+def _location(loc: Sequence[int | str]) -> str:
+    """`("body", "status")` → `body.status`; `("header", "x-tenant-id")` → `header.x-tenant-id`."""
+    return ".".join(str(part) for part in loc) or "request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every exception type to the one JSON error shape."""
+
+    async def on_api_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return error_response(exc.status_code, exc.message, field=exc.field, headers=exc.headers)
+
+    async def on_wastate_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, WastateError)
+        status = _status_of(exc)
+        if status == 500:
+            log.error("unmapped wastate error", exc_info=exc)
+            return error_response(500, "internal server error")
+        if isinstance(exc, InvalidInput):
+            # The domain names fields in snake_case; the API speaks the seed's camelCase.
+            field = to_camel(exc.field)
+            return error_response(400, f"{field}: {exc.message}", field=field)
+        if status == 503:
+            log.warning("service unavailable: %s", exc)
+        return error_response(status, str(exc))
+
+    async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = [
+            FieldProblem(field=_location(error.get("loc", ())), message=str(error.get("msg", "")))
+            for error in exc.errors()
+        ]
+        first = problems[0] if problems else FieldProblem(field="request", message="invalid")
+        return error_response(
+            422, f"{first.field}: {first.message}", field=first.field, details=problems
+        )
+
+    async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        message = exc.detail if isinstance(exc.detail, str) else "request refused"
+        return error_response(exc.status_code, message, headers=exc.headers)
+
+    async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error", exc_info=exc)
+        return error_response(500, "internal server error")
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(WastateError, on_wastate_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

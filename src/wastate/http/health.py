@@ -1,0 +1,108 @@
+"""`/health`: is the database answering, is the cache answering, and how fast.
+
+The database is essential (down → 503 `unhealthy`); the cache is not — wastate falls back to the
+database when Redis is down — so a cache outage is a 200 `degraded`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import redis
+from sqlalchemy import text
+
+from wastate.store import Store
+
+__all__ = ["HealthChecker"]
+
+_SELECT_ONE = text("SELECT 1")
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _one_line(exc: BaseException) -> str:
+    text_ = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return (text_[0] if text_ else type(exc).__name__)[:300]
+
+
+class HealthChecker:
+    """Probes one store's database and cache."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._redis: redis.Redis[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def report(self) -> tuple[int, dict[str, Any]]:
+        """The HTTP status and the body of `/health`."""
+        from wastate import __version__
+
+        database = self._database()
+        cache = self._cache()
+        if database["status"] != "up":
+            status, code = "unhealthy", 503
+        elif cache["status"] != "up":
+            status, code = "degraded", 200
+        else:
+            status, code = "healthy", 200
+        body = {
+            "status": status,
+            "service": "state-manager",
+            "version": __version__,
+            "checks": {"database": database, "cache": cache},
+        }
+        return code, body
+
+    def close(self) -> None:
+        """Close the probe's own Redis connection, if it opened one."""
+        with self._lock:
+            client, self._redis = self._redis, None
+        if client is not None:
+            client.close()
+
+    def _database(self) -> dict[str, Any]:
+        backend = self._store.engine.dialect.name
+        started = time.perf_counter()
+        try:
+            with self._store.engine.connect() as connection:
+                connection.execute(_SELECT_ONE)
+        except Exception as exc:  # noqa: BLE001 - any failure is "down", reported in the body
+            return {
+                "status": "down",
+                "latencyMs": _elapsed_ms(started),
+                "backend": backend,
+                "error": _one_line(exc),
+            }
+        return {"status": "up", "latencyMs": _elapsed_ms(started), "backend": backend}
+
+    def _cache(self) -> dict[str, Any]:
+        url = self._store.settings.cache_url
+        backend = url.partition("://")[0]
+        started = time.perf_counter()
+        ping = getattr(self._store, "ping_cache", None)
+        try:
+            if callable(ping):
+                ping()
+            elif backend in ("redis", "rediss", "unix"):
+                self._redis_client(url).ping()
+        except Exception as exc:  # noqa: BLE001 - any failure is "down", reported in the body
+            return {
+                "status": "down",
+                "latencyMs": _elapsed_ms(started),
+                "backend": backend,
+                "error": _one_line(exc),
+            }
+        return {"status": "up", "latencyMs": _elapsed_ms(started), "backend": backend}
+
+    def _redis_client(self, url: str) -> redis.Redis[bytes]:
+        with self._lock:
+            if self._redis is None:
+                timeout = self._store.settings.cache_timeout_seconds
+                self._redis = redis.Redis.from_url(
+                    url, socket_timeout=timeout, socket_connect_timeout=timeout
+                )
+            return self._redis

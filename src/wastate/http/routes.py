@@ -1,0 +1,356 @@
+"""The routes: the seed's four state endpoints and `/health`, plus what a user needs next
+(correlate, close, a conversation's messages, a message's history, the WhatsApp webhook).
+
+Handlers are plain `def` (FastAPI runs them in its thread pool) over the synchronous store, one
+unit of work per request. The hot lookups return ready-made JSON responses: the models in
+`wastate.http.schemas` document them, and the schemathesis test holds the two together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import importlib
+import json
+from dataclasses import asdict, is_dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import AwareDatetime, BaseModel, ValidationError
+from pydantic.alias_generators import to_camel
+from starlette.concurrency import run_in_threadpool
+
+from wastate.http.config import HttpConfig
+from wastate.http.errors import ApiError, ErrorBody, FieldProblem, error_response
+from wastate.http.health import HealthChecker
+from wastate.http.schemas import (
+    CorrelateRequest,
+    HealthBody,
+    MappingBody,
+    MessageBody,
+    MessageHistoryBody,
+    MessagePage,
+    StatusUpdateBody,
+    StatusUpdateRequest,
+    TrackedBody,
+    TrackMessageRequest,
+    WebhookAck,
+    camelize,
+    iso,
+    mapping_body,
+    message_body,
+)
+from wastate.http.tenancy import TenantResolver
+from wastate.store import Store
+
+__all__ = ["build_router"]
+
+_MAX_WEBHOOK_BYTES = 1 << 20  # WhatsApp batches stay far below 1 MiB
+_SIGNATURE_HEADER = "X-Hub-Signature-256"
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": ErrorBody} for code in codes}
+
+
+# Every route may answer these: bad tenant/header (400), key (401), validation (422), database
+# down (503). Declaring 422 here also replaces FastAPI's default validation-error schema.
+_COMMON = _errors(400, 401, 422, 503)
+
+WaIdPath = Annotated[
+    str,
+    Path(
+        alias="waId",
+        min_length=1,
+        max_length=140,
+        description="`+919876543210`, `919876543210@c.us`, … or a business-scoped id",
+    ),
+]
+ConversationIdPath = Annotated[str, Path(alias="conversationId", min_length=1, max_length=128)]
+MessageIdPath = Annotated[
+    str, Path(alias="messageId", min_length=1, max_length=256, description="either message id")
+]
+
+
+def _plain(value: Any) -> Any:
+    """A repository result (pydantic model, dataclass, mapping) as JSON-ready camelCase data."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    elif is_dataclass(value) and not isinstance(value, type):
+        value = asdict(value)
+    return camelize(value)
+
+
+def _signature_valid(secret: str, body: bytes, header: str | None) -> bool:
+    if not header or not header.startswith("sha256="):
+        return False
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, header.removeprefix("sha256=").strip().lower())
+
+
+def build_router(
+    store: Store, resolver: TenantResolver, config: HttpConfig, health: HealthChecker
+) -> APIRouter:
+    """The service's routes over `store`."""
+    router = APIRouter()
+    unit_of_work = store.unit_of_work
+
+    # --- mappings -----------------------------------------------------------------------------
+
+    @router.get(
+        "/state/mapping/{waId}",
+        tags=["mappings"],
+        summary="The user's active conversation, created if there is none (forward lookup)",
+        response_model=MappingBody,
+        responses=_COMMON,
+    )
+    def get_or_create_mapping(request: Request, wa_id: WaIdPath) -> JSONResponse:
+        tenant = resolver.resolve(request)
+        with unit_of_work(tenant) as uow:
+            mapping = uow.mappings.get_or_create(wa_id)
+        return JSONResponse(mapping_body(mapping))
+
+    @router.get(
+        "/state/conversation/{conversationId}",
+        tags=["mappings"],
+        summary="The WhatsApp user of a conversation (reverse lookup)",
+        response_model=MappingBody,
+        responses={**_COMMON, **_errors(404)},
+    )
+    def get_conversation(request: Request, conversation_id: ConversationIdPath) -> JSONResponse:
+        tenant = resolver.resolve(request)
+        with unit_of_work(tenant) as uow:
+            mapping = uow.mappings.by_conversation(conversation_id)
+        if mapping is None:
+            return error_response(404, "Conversation mapping not found", field="conversationId")
+        return JSONResponse(mapping_body(mapping))
+
+    @router.post(
+        "/state/mapping/{waId}/correlate",
+        tags=["mappings"],
+        summary="Set the contact center's conversation (and communication) id, once",
+        response_model=MappingBody,
+        responses={**_COMMON, **_errors(409)},
+    )
+    def correlate(request: Request, wa_id: WaIdPath, body: CorrelateRequest) -> JSONResponse:
+        tenant = resolver.resolve(request)
+        with unit_of_work(tenant) as uow:
+            mapping = uow.mappings.correlate(wa_id, body.conversation_id, body.communication_id)
+        return JSONResponse(mapping_body(mapping))
+
+    @router.post(
+        "/state/mapping/{waId}/close",
+        tags=["mappings"],
+        summary="Close the user's active conversation; the next message starts a new one",
+        response_model=MappingBody,
+        responses={**_COMMON, **_errors(404)},
+    )
+    def close_mapping(request: Request, wa_id: WaIdPath) -> JSONResponse:
+        tenant = resolver.resolve(request)
+        with unit_of_work(tenant) as uow:
+            mapping = uow.mappings.close(wa_id)
+        if mapping is None:
+            return error_response(404, "no active conversation for this waId", field="waId")
+        return JSONResponse(mapping_body(mapping))
+
+    # --- messages -----------------------------------------------------------------------------
+
+    @router.post(
+        "/state/message",
+        tags=["messages"],
+        summary="Track a message (idempotent: a duplicate answers 200 and writes nothing)",
+        status_code=201,
+        response_model=TrackedBody,
+        responses={**_COMMON, 200: {"model": TrackedBody, "description": "already tracked"}},
+    )
+    def track_message(request: Request, body: TrackMessageRequest) -> JSONResponse:
+        tenant = resolver.resolve(request, body.tenant_id)
+        if body.meta_message_id is None and body.genesys_message_id is None:
+            raise ApiError(
+                422, "metaMessageId or genesysMessageId is required", field="metaMessageId"
+            )
+        try:
+            new = body.to_new_message()
+        except ValidationError as exc:
+            raise _as_api_error(exc) from exc
+        with unit_of_work(tenant) as uow:
+            tracked = uow.messages.track(new)
+        created = bool(getattr(tracked, "created", True))
+        answer = {
+            "message": "Message tracked successfully" if created else "Message already tracked",
+            "created": created,
+            "trackedMessage": message_body(tracked),
+        }
+        return JSONResponse(answer, status_code=201 if created else 200)
+
+    @router.patch(
+        "/state/message/{messageId}",
+        tags=["messages"],
+        summary="Apply a delivery-status event (status only moves forward)",
+        response_model=StatusUpdateBody,
+        responses={**_COMMON, **_errors(404)},
+    )
+    def update_message_status(
+        request: Request, message_id: MessageIdPath, body: StatusUpdateRequest
+    ) -> JSONResponse:
+        tenant = resolver.resolve(request)
+        with unit_of_work(tenant) as uow:
+            tracked = uow.messages.update_status(
+                message_id, body.status, at=body.timestamp, error=body.domain_error()
+            )
+        if tracked is None:
+            return error_response(404, "Message not found", field="messageId")
+        return JSONResponse(
+            {"message": "Status updated successfully", "trackedMessage": message_body(tracked)}
+        )
+
+    @router.get(
+        "/state/message/{messageId}",
+        tags=["messages"],
+        summary="A tracked message, by its WhatsApp or contact-center id",
+        response_model=MessageBody,
+        responses={**_COMMON, **_errors(404)},
+    )
+    def get_message(request: Request, message_id: MessageIdPath) -> JSONResponse:
+        tenant = resolver.resolve(request)
+        with unit_of_work(tenant) as uow:
+            tracked = uow.messages.get(message_id)
+        if tracked is None:
+            return error_response(404, "Message not found", field="messageId")
+        return JSONResponse(message_body(tracked))
+
+    @router.get(
+        "/state/message/{messageId}/history",
+        tags=["messages"],
+        summary="Every delivery-status event recorded for a message",
+        response_model=MessageHistoryBody,
+        responses={**_COMMON, **_errors(404)},
+    )
+    def message_history(request: Request, message_id: MessageIdPath) -> JSONResponse:
+        tenant = resolver.resolve(request)
+        with unit_of_work(tenant) as uow:
+            if uow.messages.get(message_id) is None:
+                return error_response(404, "Message not found", field="messageId")
+            events = uow.messages.history(message_id)
+        return JSONResponse({"messageId": message_id, "events": [_plain(e) for e in events]})
+
+    @router.get(
+        "/state/conversation/{conversationId}/messages",
+        tags=["messages"],
+        summary="A conversation's tracked messages, newest first, a page at a time",
+        response_model=MessagePage,
+        responses=_COMMON,
+    )
+    def conversation_messages(
+        request: Request,
+        conversation_id: ConversationIdPath,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        before: Annotated[
+            AwareDatetime | None,
+            Query(
+                description="only messages created before this time (the previous page's "
+                "`nextBefore`)"
+            ),
+        ] = None,
+    ) -> JSONResponse:
+        tenant = resolver.resolve(request)
+        with unit_of_work(tenant) as uow:
+            messages = list(
+                uow.messages.for_conversation(conversation_id, limit=limit, before=before)
+            )
+        next_before: datetime | None = messages[-1].created_at if len(messages) == limit else None
+        return JSONResponse(
+            {
+                "conversationId": conversation_id,
+                "messages": [message_body(message) for message in messages],
+                "nextBefore": iso(next_before),
+            }
+        )
+
+    # --- webhooks -----------------------------------------------------------------------------
+
+    @router.get(
+        "/webhooks/whatsapp",
+        tags=["webhooks"],
+        summary="Meta's subscription handshake: echoes hub.challenge for the right verify token",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {}}}, **_errors(403, 422)},
+    )
+    def webhook_handshake(
+        mode: Annotated[str, Query(alias="hub.mode", max_length=64)],
+        token: Annotated[str, Query(alias="hub.verify_token", max_length=1024)],
+        challenge: Annotated[str, Query(alias="hub.challenge", max_length=1024)],
+    ) -> PlainTextResponse:
+        expected = config.webhook_verify_token
+        if (
+            mode != "subscribe"
+            or expected is None
+            or not hmac.compare_digest(token.encode(), expected.encode())
+        ):
+            raise ApiError(403, "webhook verification failed", field="hub.verify_token")
+        return PlainTextResponse(challenge)
+
+    @router.post(
+        "/webhooks/whatsapp",
+        tags=["webhooks"],
+        summary="Receive a WhatsApp Cloud API webhook (messages and statuses)",
+        response_model=WebhookAck,
+        responses={**_COMMON, **_errors(413)},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        },
+    )
+    async def receive_webhook(request: Request) -> JSONResponse:
+        raw = await request.body()
+        if len(raw) > _MAX_WEBHOOK_BYTES:
+            raise ApiError(413, "webhook body too large", field="body")
+        secret = config.webhook_app_secret
+        signed = secret is not None and _signature_valid(
+            secret, raw, request.headers.get(_SIGNATURE_HEADER)
+        )
+        if secret is not None and not signed:
+            raise ApiError(401, f"missing or invalid {_SIGNATURE_HEADER}", field=_SIGNATURE_HEADER)
+        try:
+            payload = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ApiError(400, f"body is not JSON: {exc}", field="body") from exc
+        if not isinstance(payload, dict):
+            raise ApiError(400, "body must be a JSON object", field="body")
+        # A valid signature proves Meta sent it; Meta sends no API key, so none is asked for.
+        return await run_in_threadpool(_ingest, request, payload, signed)
+
+    def _ingest(request: Request, payload: dict[str, Any], signed: bool) -> JSONResponse:
+        # Imported on first use: webhook parsing is not needed to serve the state routes.
+        webhooks = importlib.import_module("wastate.webhooks")
+        tenant = resolver.tenant(resolver.caller(request, key_optional=signed))
+        with unit_of_work(tenant) as uow:
+            report = webhooks.ingest(uow, payload)
+        return JSONResponse({"received": True, "report": _plain(report)})
+
+    # --- health -------------------------------------------------------------------------------
+
+    @router.get(
+        "/health",
+        tags=["health"],
+        summary="Database and cache checks with latency (503 when the database is down)",
+        response_model=HealthBody,
+        responses={503: {"model": HealthBody, "description": "the database is down"}},
+    )
+    def get_health() -> JSONResponse:
+        code, body = health.report()
+        return JSONResponse(body, status_code=code)
+
+    return router
+
+
+def _as_api_error(exc: ValidationError) -> ApiError:
+    errors = exc.errors()
+    first = errors[0] if errors else {"loc": ("body",), "msg": "invalid"}
+    field = ".".join(to_camel(str(part)) for part in first["loc"]) or "body"
+    problem = FieldProblem(field=field, message=str(first["msg"]))
+    return ApiError(422, f"{problem.field}: {problem.message}", field=problem.field)
