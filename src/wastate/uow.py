@@ -10,15 +10,17 @@ commit, and are dropped on rollback: nothing from a rolled-back write ever reach
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 from sqlalchemy import Connection, CursorResult, Executable
 from sqlalchemy.exc import DBAPIError
 
 from wastate.db.errors import translate_db_error
+from wastate.db.prepared import PreparedSelect
 from wastate.domain.ids import normalize_tenant_id
 from wastate.errors import ServiceUnavailable
 from wastate.repositories.base import Params
@@ -49,6 +51,7 @@ class _TenantDatabase:
         "_begin_sql",
         "_clock",
         "_connection",
+        "_driver_fast_path",
         "_engine",
         "_in_transaction",
         "dialect_name",
@@ -65,6 +68,7 @@ class _TenantDatabase:
         self._begin_sql = "BEGIN IMMEDIATE" if self.dialect_name == "sqlite" else "BEGIN"
         self._connection: Connection | None = None
         self._in_transaction = False
+        self._driver_fast_path = self.dialect_name == "postgresql"
         self._after_commit: list[Callable[[], None]] = []
 
     @property
@@ -82,6 +86,21 @@ class _TenantDatabase:
             except DBAPIError as exc:
                 raise ServiceUnavailable(f"cannot connect to the database: {exc.orig}") from exc
         return connection
+
+    def first(self, query: PreparedSelect, params: dict[str, Any]) -> Sequence[Any] | None:
+        connection = self._conn()
+        if not self._driver_fast_path:
+            return connection.execute(query.statement, params).first()
+        sql, constants = query.compiled(connection.dialect)
+        driver = connection.connection.driver_connection
+        try:
+            return driver.execute(sql, {**constants, **params}, prepare=True).fetchone()  # type: ignore[no-any-return,union-attr]
+        except psycopg.Error as exc:
+            if isinstance(exc, psycopg.OperationalError) or driver.closed:  # type: ignore[union-attr]
+                connection.invalidate()  # never hand a broken connection back to the pool
+                self._connection = None
+                self._in_transaction = False
+            raise (translate_db_error(exc) or exc) from exc
 
     def read(self, statement: Executable, params: Params = None) -> CursorResult[Any]:
         try:

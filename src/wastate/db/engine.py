@@ -50,9 +50,15 @@ def create_wastate_engine(settings: Settings, *, url: str | URL | None = None) -
 
 
 def _server_engine(url: URL, settings: Settings) -> Engine:
-    connect_args: dict[str, Any] = {"connect_timeout": 5, "application_name": "wastate"}
+    # timezone=UTC: timestamptz values come back aware and in UTC, with no conversion step.
+    options = "-c timezone=UTC"
     if settings.statement_timeout_ms:
-        connect_args["options"] = f"-c statement_timeout={settings.statement_timeout_ms}"
+        options += f" -c statement_timeout={settings.statement_timeout_ms}"
+    connect_args: dict[str, Any] = {
+        "connect_timeout": 5,
+        "application_name": "wastate",
+        "options": options,
+    }
     engine = create_engine(
         url,
         isolation_level="AUTOCOMMIT",

@@ -25,9 +25,10 @@ _PG_INPUT_ERRORS = {
 }
 
 
-def translate_db_error(exc: DBAPIError) -> WastateError | None:
-    """The wastate error for `exc`, or None when it is not one we classify."""
-    original = exc.orig
+def translate_db_error(exc: DBAPIError | Exception) -> WastateError | None:
+    """The wastate error for `exc` (SQLAlchemy-wrapped or a bare driver error), or None."""
+    original = exc.orig if isinstance(exc, DBAPIError) else exc
+    invalidated = isinstance(exc, DBAPIError) and exc.connection_invalidated
     sqlstate = getattr(original, "sqlstate", None)
     if isinstance(sqlstate, str):
         diag = getattr(original, "diag", None)
@@ -39,7 +40,7 @@ def translate_db_error(exc: DBAPIError) -> WastateError | None:
             return InvalidInput(constraint or column or "value", _PG_INPUT_ERRORS[sqlstate])
         if sqlstate in ("42P01", "42703"):
             return SchemaNotReady("the database has no wastate schema: run `wastate migrate`")
-        if sqlstate.startswith(("08", "57P")) or exc.connection_invalidated:
+        if sqlstate.startswith(("08", "57P")) or invalidated:
             return ServiceUnavailable(f"database unavailable (SQLSTATE {sqlstate})")
         return None
     if isinstance(original, sqlite3.Error):
@@ -55,6 +56,6 @@ def translate_db_error(exc: DBAPIError) -> WastateError | None:
         if name == "SQLITE_ERROR" and isinstance(original, sqlite3.OperationalError):
             return None
         return None
-    if exc.connection_invalidated:
+    if invalidated:
         return ServiceUnavailable("database connection lost")
     return None

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 from sqlalchemy import CursorResult, Executable
 
+from wastate.db.prepared import PreparedSelect
+
 __all__ = ["Database", "Params"]
 
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
@@ -39,6 +41,13 @@ class Database(Protocol):
 
     def now(self) -> datetime:
         """The store's clock: aware UTC."""
+        ...
+
+    def first(self, query: PreparedSelect, params: dict[str, Any]) -> Sequence[Any] | None:
+        """The first row of a prepared SELECT (a tuple in column order), or None.
+
+        The fast path for hot lookups; see `wastate.db.prepared`.
+        """
         ...
 
     def read(self, statement: Executable, params: Params = None) -> CursorResult[Any]:

@@ -13,16 +13,17 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, Row, and_, bindparam, delete, func, select, update
+from sqlalchemy import Engine, and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
 from wastate.db.base import table_of
 from wastate.db.errors import translate_db_error
+from wastate.db.prepared import PreparedSelect
 from wastate.db.tables import ACTIVE_ONLY, ConversationMappingRow
 from wastate.domain.clock import Clock
 from wastate.domain.ids import normalize_wa_id, require_external_id
@@ -168,32 +169,38 @@ def _contact_name(value: object) -> str | None:
     return text or None
 
 
-def to_mapping(row: Row[Any] | Mapping[str, Any]) -> ConversationMapping:
-    """A mapping model from a database row (trusted: the schema's CHECKs already hold)."""
-    values = row._mapping if isinstance(row, Row) else row
+def to_mapping(row: Sequence[Any]) -> ConversationMapping:
+    """A mapping model from a row in `_COLUMNS` order (trusted: the schema's CHECKs hold)."""
+    (tenant_id, wa_id, conversation_id, status, contact_name, communication_id,
+     last_message_id, correlated_at, created_at, last_activity_at, closed_at) = row  # fmt: skip
     return ConversationMapping.model_construct(
-        tenant_id=values["tenant_id"],
-        wa_id=values["wa_id"],
-        conversation_id=values["conversation_id"],
-        status=MappingStatus(values["status"]),
-        contact_name=values["contact_name"],
-        communication_id=values["communication_id"],
-        last_message_id=values["last_message_id"],
-        correlated_at=values["correlated_at"],
-        created_at=values["created_at"],
-        last_activity_at=values["last_activity_at"],
-        closed_at=values["closed_at"],
+        tenant_id=tenant_id,
+        wa_id=wa_id,
+        conversation_id=conversation_id,
+        status=MappingStatus(status),
+        contact_name=contact_name,
+        communication_id=communication_id,
+        last_message_id=last_message_id,
+        correlated_at=correlated_at,
+        created_at=created_at,
+        last_activity_at=last_activity_at,
+        closed_at=closed_at,
     )
 
 
 # Statements, built once. Every one is scoped by tenant_id.
-_BY_WA_ID = select(*_COLUMNS).where(
-    _C.tenant_id == bindparam("p_tenant_id"),
-    _C.wa_id == bindparam("p_wa_id"),
-    _C.status == _ACTIVE,
+_BY_WA_ID = PreparedSelect(
+    select(*_COLUMNS).where(
+        _C.tenant_id == bindparam("p_tenant_id"),
+        _C.wa_id == bindparam("p_wa_id"),
+        _C.status == _ACTIVE,
+    )
 )
-_BY_CONVERSATION = select(*_COLUMNS).where(
-    _C.tenant_id == bindparam("p_tenant_id"), _C.conversation_id == bindparam("p_conversation_id")
+_BY_CONVERSATION = PreparedSelect(
+    select(*_COLUMNS).where(
+        _C.tenant_id == bindparam("p_tenant_id"),
+        _C.conversation_id == bindparam("p_conversation_id"),
+    )
 )
 _ACTIVE_MATCH = and_(
     _C.tenant_id == bindparam("p_tenant_id"), _C.wa_id == bindparam("p_wa_id"), _C.status == _ACTIVE
@@ -298,7 +305,7 @@ class SqlMappingRepository(BatchedMaintenance):
             "p_tenant_id": self._db.tenant_id,
             "p_conversation_id": _conversation_id(conversation_id),
         }
-        row = self._db.read(_BY_CONVERSATION, params).first()
+        row = self._db.first(_BY_CONVERSATION, params)
         return None if row is None else to_mapping(row)
 
     def correlate(
@@ -382,7 +389,7 @@ class SqlMappingRepository(BatchedMaintenance):
         return [to_mapping(row) for row in self._db.write(statement, params)]
 
     def _active(self, key: str) -> ConversationMapping | None:
-        row = self._db.read(_BY_WA_ID, {"p_tenant_id": self._db.tenant_id, "p_wa_id": key}).first()
+        row = self._db.first(_BY_WA_ID, {"p_tenant_id": self._db.tenant_id, "p_wa_id": key})
         return None if row is None else to_mapping(row)
 
     def _insert_active(
