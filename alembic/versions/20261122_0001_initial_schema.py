@@ -71,9 +71,9 @@ def upgrade() -> None:
         ),
     )
     op.create_index(
-        op.f("ix_approval_messages_tenant_id_client_id_status_id"),
+        op.f("ix_approval_messages_bucket_order"),
         "approval_messages",
-        ["tenant_id", "client_id", "status", "id"],
+        ["tenant_id", "client_id", "status", "status_changed_at", "id"],
         unique=False,
     )
 

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from wastate.db.base import Base, BigId, JSONValue, UTCDateTime, enum_check
@@ -88,6 +90,10 @@ class ConversationMappingRow(Base):
     )
 
 
+MessageJSON = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+"""JSON of the message-tracking tables: Python None is SQL NULL (their COALESCE rules need it)."""
+
+
 class MessageTrackingRow(Base):
     """A tracked WhatsApp message: ids, direction, type, media, and its delivery status."""
 
@@ -119,8 +125,8 @@ class MessageTrackingRow(Base):
     error_title: Mapped[str | None] = mapped_column(Text)
     error_message: Mapped[str | None] = mapped_column(Text)
     error_details: Mapped[str | None] = mapped_column(Text)
-    pricing: Mapped[dict[str, Any] | None] = mapped_column(JSONValue)
-    conversation_info: Mapped[dict[str, Any] | None] = mapped_column(JSONValue)
+    pricing: Mapped[dict[str, Any] | None] = mapped_column(MessageJSON)
+    conversation_info: Mapped[dict[str, Any] | None] = mapped_column(MessageJSON)
     biz_opaque_callback_data: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -156,7 +162,7 @@ class MessageStatusEvent(Base):
     error_title: Mapped[str | None] = mapped_column(Text)
     error_message: Mapped[str | None] = mapped_column(Text)
     error_details: Mapped[str | None] = mapped_column(Text)
-    payload: Mapped[dict[str, Any] | None] = mapped_column(JSONValue)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(MessageJSON)
 
     __table_args__ = (
         UniqueConstraint("tenant_id", "message_id", "status"),
@@ -180,7 +186,7 @@ class PendingStatusEvent(Base):
     error_title: Mapped[str | None] = mapped_column(Text)
     error_message: Mapped[str | None] = mapped_column(Text)
     error_details: Mapped[str | None] = mapped_column(Text)
-    payload: Mapped[dict[str, Any] | None] = mapped_column(JSONValue)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(MessageJSON)
 
     __table_args__ = (
         UniqueConstraint("tenant_id", "external_id", "status"),
@@ -233,7 +239,16 @@ class ApprovalMessage(Base):
 
     __table_args__ = (
         UniqueConstraint("tenant_id", "client_id", "message_id"),
-        Index(None, "tenant_id", "client_id", "status", "id"),
+        # A bucket lists messages in the order they entered it (the seed appends on every move).
+        # Named by hand: the generated name would pass PostgreSQL's 63-character limit.
+        Index(
+            "ix_approval_messages_bucket_order",
+            "tenant_id",
+            "client_id",
+            "status",
+            "status_changed_at",
+            "id",
+        ),
         enum_check("status", MessageStatus),
     )
 

@@ -7,22 +7,51 @@
                                             └──────► approved   (retry)
 
 Every entry into a status counts once in that status's statistic (`STATISTIC_FOR_STATUS`).
+
+Also here: what a lifecycle message, a config key and a stored JSON value must look like
+(`approval_message`, `normalize_message_id`, `normalize_config_key`, `json_value`), so bad input is
+refused with `InvalidInput` before anything is written.
 """
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Mapping
+from datetime import datetime
 from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from wastate.errors import InvalidInput, InvalidTransition
 
 __all__ = [
     "BYPASSES_APPROVAL",
+    "MAX_CONFIG_KEY_LENGTH",
+    "MAX_MESSAGE_ID_LENGTH",
+    "RESERVED_MESSAGE_KEYS",
+    "STATISTIC_FIELDS",
     "STATISTIC_FOR_STATUS",
     "TRANSITIONS",
+    "ApprovalRecord",
+    "LifecycleStatistics",
     "MessageStatus",
+    "approval_message",
     "check_transition",
+    "is_allowed",
+    "json_value",
+    "normalize_config_key",
+    "normalize_message_id",
     "parse_message_status",
 ]
+
+MAX_MESSAGE_ID_LENGTH = 256
+MAX_CONFIG_KEY_LENGTH = 256
+
+RESERVED_MESSAGE_KEYS = frozenset({"status", "added_at", "status_changed_at"})
+"""Keys wastate adds to every message it hands back; in a dict being added they are ignored, so a
+message read from `get_messages()` or an exported file can be added again unchanged."""
 
 
 class MessageStatus(StrEnum):
@@ -87,3 +116,154 @@ def check_transition(
         raise InvalidTransition(
             from_status.value, to_status.value, "human_in_the_loop requires approval first"
         )
+
+
+def is_allowed(
+    from_status: MessageStatus, to_status: MessageStatus, *, human_in_the_loop: bool
+) -> bool:
+    """True iff `check_transition` would let the move through."""
+    if to_status not in TRANSITIONS[from_status]:
+        return False
+    return not (human_in_the_loop and (from_status, to_status) in BYPASSES_APPROVAL)
+
+
+def normalize_message_id(value: object, *, field: str = "message_id") -> str:
+    """A message id as stored: a non-empty string (ints are taken as their decimal text)."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidInput(field, f"must be a non-empty string, got {type(value).__name__}")
+    text = str(value)
+    if not text.strip():
+        raise InvalidInput(field, "must not be empty")
+    if len(text) > MAX_MESSAGE_ID_LENGTH:
+        raise InvalidInput(field, f"longer than {MAX_MESSAGE_ID_LENGTH} characters")
+    if "\x00" in text:
+        raise InvalidInput(field, "must not contain NUL characters")
+    return text
+
+
+def normalize_config_key(value: object, *, field: str = "key") -> str:
+    """A config key as stored: a non-empty string of at most 256 characters."""
+    if not isinstance(value, str):
+        raise InvalidInput(field, f"config keys are strings, got {type(value).__name__}")
+    if not value:
+        raise InvalidInput(field, "must not be empty")
+    if len(value) > MAX_CONFIG_KEY_LENGTH:
+        raise InvalidInput(field, f"longer than {MAX_CONFIG_KEY_LENGTH} characters")
+    if "\x00" in value:
+        raise InvalidInput(field, "must not contain NUL characters")
+    return value
+
+
+def json_value(value: Any, *, field: str) -> Any:
+    """A deep copy of `value` that JSON stores and gives back equal, or `InvalidInput`.
+
+    Refused: anything `json` cannot encode, NaN/infinity, non-string keys and tuples (JSON would
+    silently turn them into something else, so an export would not give back what was stored),
+    and NUL characters (PostgreSQL's JSONB cannot hold them).
+    """
+    _check_json(value, field)
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:  # pragma: no cover - _check_json is stricter
+        raise InvalidInput(field, f"is not JSON-serialisable: {exc}") from exc
+
+
+def _check_json(value: Any, path: str) -> None:
+    if value is None or isinstance(value, bool | int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInput(path, f"{value!r} is not a JSON number")
+        return
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidInput(path, "strings must not contain NUL characters")
+        return
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_json(item, f"{path}[{index}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInput(path, f"JSON object keys must be strings, got {key!r}")
+            if "\x00" in key:
+                raise InvalidInput(path, "keys must not contain NUL characters")
+            _check_json(item, f"{path}.{key}")
+        return
+    raise InvalidInput(path, f"is not JSON-serialisable ({type(value).__name__})")
+
+
+def approval_message(message_data: object) -> tuple[str, dict[str, Any]]:
+    """`(message_id, payload)` of a message dict being added: its `id`, and the dict as stored
+    (a JSON copy, without the keys in `RESERVED_MESSAGE_KEYS`)."""
+    if not isinstance(message_data, Mapping):
+        raise InvalidInput(
+            "message_data", f"must be a dict with an 'id', got {type(message_data).__name__}"
+        )
+    if "id" not in message_data:
+        raise InvalidInput("message_data.id", "a message needs an 'id'")
+    message_id = normalize_message_id(message_data["id"], field="message_data.id")
+    payload = {k: v for k, v in message_data.items() if k not in RESERVED_MESSAGE_KEYS}
+    stored: dict[str, Any] = json_value(payload, field="message_data")
+    return message_id, stored
+
+
+STATISTIC_FIELDS: tuple[str, ...] = tuple(STATISTIC_FOR_STATUS.values())
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+class ApprovalRecord(BaseModel):
+    """A lifecycle message as stored: the caller's dict (`payload`), its status and times."""
+
+    model_config = ConfigDict(frozen=True)
+
+    message_id: str
+    status: MessageStatus
+    payload: dict[str, Any]
+    added_at: datetime
+    status_changed_at: datetime
+
+    def as_seed_dict(self) -> dict[str, Any]:
+        """The message as the seed hands it back: the caller's dict plus status and times."""
+        document = dict(self.payload)
+        document["status"] = self.status.value
+        document["added_at"] = _iso(self.added_at)
+        document["status_changed_at"] = _iso(self.status_changed_at)
+        return document
+
+
+class LifecycleStatistics(BaseModel):
+    """Entries into each status since the last reset, and the last receive/send times."""
+
+    model_config = ConfigDict(frozen=True)
+
+    total_incoming: int = Field(default=0, ge=0)
+    total_pending_approval: int = Field(default=0, ge=0)
+    total_approved: int = Field(default=0, ge=0)
+    total_rejected: int = Field(default=0, ge=0)
+    total_sent: int = Field(default=0, ge=0)
+    total_failed: int = Field(default=0, ge=0)
+    last_message_received: datetime | None = None
+    last_message_sent: datetime | None = None
+
+    def total(self, status: MessageStatus) -> int:
+        """The counter of `status`."""
+        value: int = getattr(self, STATISTIC_FOR_STATUS[status])
+        return value
+
+    def as_seed_dict(self) -> dict[str, Any]:
+        """The seed's `statistics` document (plus `total_pending_approval`)."""
+        return {
+            "total_incoming": self.total_incoming,
+            "total_sent": self.total_sent,
+            "total_failed": self.total_failed,
+            "total_approved": self.total_approved,
+            "total_rejected": self.total_rejected,
+            "total_pending_approval": self.total_pending_approval,
+            "last_message_received": _iso(self.last_message_received),
+            "last_message_sent": _iso(self.last_message_sent),
+        }

@@ -1,0 +1,83 @@
+"""A WhatsApp Web style client's session (seed 004) and the rule that says whether it is usable.
+
+The rule, in one place:
+
+- the session is **valid** iff it is authenticated, not marked invalid, and was validated within
+  `validation_interval_minutes` of now (`now - last_validation < interval`);
+- a **QR scan is required** iff it is not authenticated or it was explicitly marked invalid. A stale
+  validation only needs a re-check (`update_session_status`), never a new QR scan.
+
+`now` always comes from an injectable clock, so tests can move time. This module is pure: the
+repository in `wastate.repositories.sessions` persists `ClientSessionState`, nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from wastate.domain.ids import normalize_tenant_id
+
+__all__ = [
+    "DEFAULT_SESSION_PATH",
+    "DEFAULT_VALIDATION_INTERVAL_MINUTES",
+    "ClientSessionState",
+    "normalize_client_id",
+    "requires_qr_scan",
+    "session_is_valid",
+]
+
+DEFAULT_SESSION_PATH = ".wwebjs_auth"
+DEFAULT_VALIDATION_INTERVAL_MINUTES = 30
+
+
+class ClientSessionState(BaseModel):
+    """One client's session record: what the seed keeps under `session` and `account_info`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    client_id: str
+    authenticated: bool = False
+    session_valid: bool = False
+    session_path: str = DEFAULT_SESSION_PATH
+    last_authenticated: datetime | None = None
+    last_validation: datetime | None = None
+    validation_interval_minutes: int = Field(default=DEFAULT_VALIDATION_INTERVAL_MINUTES, gt=0)
+    invalid_reason: str | None = None
+    invalidated_at: datetime | None = None
+    account_info: dict[str, Any] | None = None
+    account_updated_at: datetime | None = None
+
+    def is_valid(self, now: datetime) -> bool:
+        """True iff usable without re-authentication at `now` (see the module docstring)."""
+        return session_is_valid(self, now)
+
+    @property
+    def requires_qr(self) -> bool:
+        """True iff a new QR scan is needed (not authenticated, or explicitly invalid)."""
+        return requires_qr_scan(self)
+
+
+def session_is_valid(session: ClientSessionState | None, now: datetime) -> bool:
+    """Valid iff authenticated, not marked invalid, and validated within the interval at `now`.
+
+    No record at all is a session that never authenticated: not valid.
+    """
+    if session is None or not session.authenticated or not session.session_valid:
+        return False
+    if session.last_validation is None:
+        return False
+    age = now - session.last_validation
+    return age < timedelta(minutes=session.validation_interval_minutes)
+
+
+def requires_qr_scan(session: ClientSessionState | None) -> bool:
+    """QR needed iff not authenticated or explicitly invalid; staleness alone never needs one."""
+    return session is None or not session.authenticated or not session.session_valid
+
+
+def normalize_client_id(value: object, *, field: str = "client_id") -> str:
+    """A client id follows the tenant id rule: 1-64 of letters, digits and `._:@-`."""
+    return normalize_tenant_id(value, field=field)

@@ -1,0 +1,323 @@
+"""Approval-lifecycle messages (seed 004), their transition history, and the move rule.
+
+A message lives in exactly one row, in exactly one status, per (tenant, client, message id).
+`move` is one compare-and-set statement (`UPDATE … SET status = :to … WHERE … AND status = :from`)
+followed, only if it matched, by the history row and the statistics increment, all in the unit of
+work's transaction: of any number of racing movers (threads or processes) exactly one matches, and
+a statistic can never count a move that did not happen. The transition table and the
+`human_in_the_loop` guard come from `wastate.domain.lifecycle`; nothing here restates them.
+
+Buckets list messages in the order they entered their status (`status_changed_at`, then id), as
+the seed's lists, which append on every move; the index serves both that order and its reverse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Row, Table, bindparam, delete, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from wastate.db.tables import ApprovalMessage, ApprovalTransition
+from wastate.domain.lifecycle import (
+    BYPASSES_APPROVAL,
+    ApprovalRecord,
+    MessageStatus,
+    approval_message,
+    check_transition,
+    normalize_message_id,
+    parse_message_status,
+)
+from wastate.errors import InvalidInput
+from wastate.repositories.base import Database
+from wastate.repositories.config import ConfigRepository
+from wastate.repositories.statistics import StatisticsRepository
+
+__all__ = ["HUMAN_IN_THE_LOOP", "ApprovalRepository", "Transition"]
+
+HUMAN_IN_THE_LOOP = "human_in_the_loop"
+"""The config key of the approval guard (unset means false, as in the seed's examples)."""
+
+EXPORT_BATCH_SIZE = 1000
+IMPORT_BATCH_SIZE = 1000
+
+_m = cast(Table, ApprovalMessage.__table__)
+_mc = _m.c
+_h = cast(Table, ApprovalTransition.__table__)
+_hc = _h.c
+_CLIENT = (_mc.tenant_id == bindparam("tenant_id"), _mc.client_id == bindparam("client_id"))
+_COLUMNS = (_mc.message_id, _mc.status, _mc.payload, _mc.created_at, _mc.status_changed_at)
+
+_ADD = {
+    name: dialect_insert(_m)
+    .on_conflict_do_nothing(index_elements=[_mc.tenant_id, _mc.client_id, _mc.message_id])
+    .returning(_mc.id)
+    for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
+_IMPORT = insert(_m)
+_RECORD_TRANSITION = insert(_h)
+
+_MOVE = (
+    update(_m)
+    .where(
+        # An UPDATE reserves bind names equal to column names, hence w_*.
+        _mc.tenant_id == bindparam("w_tenant_id"),
+        _mc.client_id == bindparam("w_client_id"),
+        _mc.message_id == bindparam("m_id"),
+        _mc.status == bindparam("from_status"),
+    )
+    .values(status=bindparam("to_status"), status_changed_at=bindparam("at"))
+    .returning(_mc.id)
+)
+
+_GET = select(*_COLUMNS).where(*_CLIENT, _mc.message_id == bindparam("m_id"))
+_BUCKET = (
+    select(*_COLUMNS)
+    .where(*_CLIENT, _mc.status == bindparam("bucket"))
+    .order_by(_mc.status_changed_at, _mc.id)
+)
+_BUCKET_NEWEST = (
+    select(*_COLUMNS)
+    .where(*_CLIENT, _mc.status == bindparam("bucket"))
+    .order_by(_mc.status_changed_at.desc(), _mc.id.desc())
+    .limit(bindparam("limit"))
+)
+_BUCKET_FIRST_PAGE = (
+    select(*_COLUMNS, _mc.id)
+    .where(*_CLIENT, _mc.status == bindparam("bucket"))
+    .order_by(_mc.status_changed_at, _mc.id)
+    .limit(bindparam("limit"))
+)
+_BUCKET_AFTER = (
+    select(*_COLUMNS, _mc.id)
+    .where(
+        *_CLIENT,
+        _mc.status == bindparam("bucket"),
+        # Keyset pagination: (status_changed_at, id) strictly after the last row sent.
+        (_mc.status_changed_at > bindparam("after_at", type_=_mc.status_changed_at.type))
+        | (
+            (_mc.status_changed_at == bindparam("after_at", type_=_mc.status_changed_at.type))
+            & (_mc.id > bindparam("after_id"))
+        ),
+    )
+    .order_by(_mc.status_changed_at, _mc.id)
+    .limit(bindparam("limit"))
+)
+_COUNTS = select(_mc.status, func.count()).where(*_CLIENT).group_by(_mc.status)
+_CLEAR_BUCKET = delete(_m).where(*_CLIENT, _mc.status == bindparam("bucket"))
+_CLEAR_ALL = delete(_m).where(*_CLIENT)
+_HISTORY = (
+    select(_hc.from_status, _hc.to_status, _hc.at)
+    .join(_m, _mc.id == _hc.approval_message_id)
+    .where(*_CLIENT, _mc.message_id == bindparam("m_id"), _hc.tenant_id == bindparam("tenant_id"))
+    .order_by(_hc.id)
+)
+
+Transition = tuple[MessageStatus | None, MessageStatus, datetime]
+"""One history entry: (from status — None for the add —, to status, when)."""
+
+
+def _record(row: Row[Any]) -> ApprovalRecord:
+    return ApprovalRecord(
+        message_id=row[0],
+        status=MessageStatus(row[1]),
+        payload=row[2],
+        added_at=row[3],
+        status_changed_at=row[4],
+    )
+
+
+class ApprovalRepository:
+    """Lifecycle messages of one tenant's clients."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._add = _ADD[db.dialect_name]
+        self._statistics = StatisticsRepository(db)
+        self._config = ConfigRepository(db)
+
+    def _key(self, client_id: str) -> dict[str, Any]:
+        return {"tenant_id": self._db.tenant_id, "client_id": client_id}
+
+    def add(self, client_id: str, message_data: object, status: MessageStatus | str) -> bool:
+        """Add the caller's message dict in `status`, counting one entry into it.
+
+        Returns False, and changes nothing, when the message id already exists for this client
+        (whatever its status): adding is idempotent, so a retried delivery is counted once.
+        """
+        status = parse_message_status(status)
+        message_id, payload = approval_message(message_data)
+        now = self._db.now()
+        params = {
+            **self._key(client_id),
+            "message_id": message_id,
+            "status": status.value,
+            "payload": payload,
+            "created_at": now,
+            "status_changed_at": now,
+        }
+        row = self._db.write(self._add, params).first()
+        if row is None:
+            return False
+        self._record_move(row[0], None, status, now)
+        self._statistics.record_entry(client_id, status, now)
+        return True
+
+    def move(
+        self,
+        client_id: str,
+        message_id: str,
+        from_status: MessageStatus | str,
+        to_status: MessageStatus | str,
+        *,
+        human_in_the_loop: bool | None = None,
+    ) -> bool:
+        """Move a message from `from_status` to `to_status` if it is in `from_status` now.
+
+        Raises `InvalidTransition` (changing nothing) when the transition table or the approval
+        guard forbid the move; `human_in_the_loop` None reads it from the client's config. Returns
+        False, changing nothing, when the message is not (or no longer) in `from_status`.
+        """
+        source = parse_message_status(from_status, field="from_status")
+        target = parse_message_status(to_status, field="to_status")
+        message_id = normalize_message_id(message_id)
+        if human_in_the_loop is None:
+            human_in_the_loop = (source, target) in BYPASSES_APPROVAL and self._guard_on(client_id)
+        check_transition(source, target, human_in_the_loop=human_in_the_loop)
+        now = self._db.now()
+        params = {
+            "w_tenant_id": self._db.tenant_id,
+            "w_client_id": client_id,
+            "m_id": message_id,
+            "from_status": source.value,
+            "to_status": target.value,
+            "at": now,
+        }
+        row = self._db.write(_MOVE, params).first()
+        if row is None:
+            return False
+        self._record_move(row[0], source, target, now)
+        self._statistics.record_entry(client_id, target, now)
+        return True
+
+    def _guard_on(self, client_id: str) -> bool:
+        return self._config.get(client_id, HUMAN_IN_THE_LOOP, False) is True
+
+    def _record_move(
+        self, row_id: int, source: MessageStatus | None, target: MessageStatus, at: datetime
+    ) -> None:
+        self._db.write(
+            _RECORD_TRANSITION,
+            {
+                "tenant_id": self._db.tenant_id,
+                "approval_message_id": row_id,
+                "from_status": None if source is None else source.value,
+                "to_status": target.value,
+                "at": at,
+            },
+        )
+
+    def get(self, client_id: str, message_id: str) -> ApprovalRecord | None:
+        """One message, or None."""
+        message_id = normalize_message_id(message_id)
+        row = self._db.read(_GET, {**self._key(client_id), "m_id": message_id}).first()
+        return None if row is None else _record(row)
+
+    def in_status(
+        self, client_id: str, status: MessageStatus | str, limit: int | None = None
+    ) -> list[ApprovalRecord]:
+        """The messages in `status`, in the order they entered it; `limit` keeps the newest."""
+        status = parse_message_status(status)
+        params = {**self._key(client_id), "bucket": status.value}
+        if limit is None:
+            return [_record(row) for row in self._db.read(_BUCKET, params)]
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise InvalidInput("limit", "must be None or a non-negative integer")
+        rows = self._db.read(_BUCKET_NEWEST, {**params, "limit": limit}).all()
+        return [_record(row) for row in reversed(rows)]
+
+    def iter_bucket(
+        self, client_id: str, status: MessageStatus | str, *, batch_size: int = EXPORT_BATCH_SIZE
+    ) -> Iterator[ApprovalRecord]:
+        """The messages in `status` in bucket order, fetched `batch_size` at a time (keyset
+        pagination on the bucket index), so memory stays flat however long the history. Run it
+        after `open_snapshot()` for a consistent view across batches."""
+        status = parse_message_status(status)
+        params = {**self._key(client_id), "bucket": status.value, "limit": batch_size}
+        batch = self._db.read(_BUCKET_FIRST_PAGE, params).all()
+        while batch:
+            for row in batch:
+                yield _record(row)
+            if len(batch) < batch_size:
+                return
+            last = batch[-1]
+            cursor = {"after_at": last[4], "after_id": last[5]}
+            batch = self._db.read(_BUCKET_AFTER, {**params, **cursor}).all()
+
+    def counts(self, client_id: str) -> dict[MessageStatus, int]:
+        """How many messages are in each status now."""
+        found = {
+            MessageStatus(status): int(count)
+            for status, count in self._db.read(_COUNTS, self._key(client_id))
+        }
+        return {status: found.get(status, 0) for status in MessageStatus}
+
+    def history(self, client_id: str, message_id: str) -> list[Transition]:
+        """Every move of a message, oldest first (the add is the first, from None)."""
+        message_id = normalize_message_id(message_id)
+        rows = self._db.read(_HISTORY, {**self._key(client_id), "m_id": message_id})
+        return [
+            (None if source is None else MessageStatus(source), MessageStatus(target), at)
+            for source, target, at in rows
+        ]
+
+    def clear(self, client_id: str, status: MessageStatus | str | None = None) -> int:
+        """Delete the messages in `status` (every status when None) with their history;
+        statistics are kept. Returns how many were deleted."""
+        if status is None:
+            result = self._db.write(_CLEAR_ALL, self._key(client_id))
+        else:
+            bucket = parse_message_status(status)
+            result = self._db.write(_CLEAR_BUCKET, {**self._key(client_id), "bucket": bucket.value})
+        return int(result.rowcount)
+
+    def replace_all(self, client_id: str, records: Iterable[ApprovalRecord]) -> int:
+        """Make the messages of `client_id` exactly `records` (import), inserted in batches and
+        in the given order. Counts no statistics and records no history: an import restores
+        state, it does not replay it. Returns how many were inserted."""
+        self.clear(client_id)
+        key = self._key(client_id)
+        batch: list[dict[str, Any]] = []
+        inserted = 0
+        for record in records:
+            batch.append(
+                {
+                    **key,
+                    "message_id": record.message_id,
+                    "status": record.status.value,
+                    "payload": record.payload,
+                    "created_at": record.added_at,
+                    "status_changed_at": record.status_changed_at,
+                }
+            )
+            if len(batch) >= IMPORT_BATCH_SIZE:
+                self._db.write(_IMPORT, batch)
+                inserted += len(batch)
+                batch = []
+        if batch:
+            self._db.write(_IMPORT, batch)
+            inserted += len(batch)
+        return inserted
+
+    def open_snapshot(self) -> None:
+        """Start the unit of work's transaction as one consistent view for a multi-statement
+        read (export). PostgreSQL: a REPEATABLE READ, READ ONLY snapshot that blocks no one.
+        SQLite: the write lock (`BEGIN IMMEDIATE`), so writers wait until the unit of work ends."""
+        if self._db.in_transaction:
+            raise InvalidInput("unit_of_work", "open_snapshot() must come before any write")
+        if self._db.dialect_name == "postgresql":
+            self._db.write(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+        else:
+            self._db.write(text("SELECT 1"))

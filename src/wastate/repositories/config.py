@@ -1,0 +1,106 @@
+"""Key/value config entries (seed 004), per (tenant, client); values are any JSON.
+
+Values are validated (`wastate.domain.lifecycle.json_value`) before they reach the database, so
+what `get` hands back equals what was set, on PostgreSQL (JSONB) and SQLite alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast
+
+from sqlalchemy import Insert, Table, bindparam, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from wastate.db.tables import ConfigEntry
+from wastate.domain.lifecycle import json_value, normalize_config_key
+from wastate.errors import InvalidInput
+from wastate.repositories.base import Database
+
+__all__ = ["ConfigRepository"]
+
+_t = cast(Table, ConfigEntry.__table__)
+_c = _t.c
+_CLIENT = (_c.tenant_id == bindparam("tenant_id"), _c.client_id == bindparam("client_id"))
+
+_SELECT_ONE = select(_c.value).where(*_CLIENT, _c.key == bindparam("key"))
+_SELECT_ALL = select(_c.key, _c.value).where(*_CLIENT).order_by(_c.key)
+_DELETE_ALL = delete(_t).where(*_CLIENT)
+_DELETE_ONE = delete(_t).where(*_CLIENT, _c.key == bindparam("key"))
+
+
+def _upsert(dialect_insert: Any) -> Insert:
+    statement = dialect_insert(_t).values(
+        tenant_id=bindparam("tenant_id"),
+        client_id=bindparam("client_id"),
+        key=bindparam("key"),
+        value=bindparam("value", type_=_c.value.type),
+        updated_at=bindparam("updated_at", type_=_c.updated_at.type),
+    )
+    upsert: Insert = statement.on_conflict_do_update(
+        index_elements=[_c.tenant_id, _c.client_id, _c.key],
+        set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
+    )
+    return upsert
+
+
+_UPSERT = {"postgresql": _upsert(postgresql.insert), "sqlite": _upsert(sqlite.insert)}
+
+
+class ConfigRepository:
+    """Config entries of one tenant's clients."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._upsert = _UPSERT[db.dialect_name]
+
+    def _key(self, client_id: str) -> dict[str, Any]:
+        return {"tenant_id": self._db.tenant_id, "client_id": client_id}
+
+    def get(self, client_id: str, key: str, default: Any = None) -> Any:
+        """The value of `key`, or `default` when it was never set."""
+        key = normalize_config_key(key)
+        row = self._db.read(_SELECT_ONE, {**self._key(client_id), "key": key}).first()
+        return default if row is None else row[0]
+
+    def all(self, client_id: str) -> dict[str, Any]:
+        """Every entry of `client_id`, by key."""
+        return {str(key): value for key, value in self._db.read(_SELECT_ALL, self._key(client_id))}
+
+    def set(self, client_id: str, key: str, value: Any) -> None:
+        """Set `key` to `value` (any JSON value)."""
+        self.update(client_id, {key: value})
+
+    def update(self, client_id: str, updates: Mapping[str, Any]) -> None:
+        """Set several keys in one statement; every key and value is checked first."""
+        if not isinstance(updates, Mapping):
+            raise _not_a_mapping(updates)
+        now = self._db.now()
+        rows = [
+            {
+                **self._key(client_id),
+                "key": normalize_config_key(key),
+                "value": json_value(value, field=f"config[{key!r}]"),
+                "updated_at": now,
+            }
+            for key, value in updates.items()
+        ]
+        if rows:
+            self._db.write(self._upsert, rows)
+
+    def delete(self, client_id: str, key: str) -> bool:
+        """Remove `key`; True if it existed."""
+        key = normalize_config_key(key)
+        result = self._db.write(_DELETE_ONE, {**self._key(client_id), "key": key})
+        return result.rowcount > 0
+
+    def replace_all(self, client_id: str, entries: Mapping[str, Any]) -> None:
+        """Make the entries of `client_id` exactly `entries` (import)."""
+        if not isinstance(entries, Mapping):
+            raise _not_a_mapping(entries)
+        self._db.write(_DELETE_ALL, self._key(client_id))
+        self.update(client_id, entries)
+
+
+def _not_a_mapping(value: object) -> InvalidInput:
+    return InvalidInput("updates", f"must be a dict of key to value, got {type(value).__name__}")

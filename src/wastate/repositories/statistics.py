@@ -1,0 +1,134 @@
+"""Approval-lifecycle statistics (seed 004): one counter row per (tenant, client).
+
+Counters are only ever changed by one upsert that adds 1 in the database
+(`total_x = total_x + 1`), never by read-modify-write, so concurrent writers in any number of
+processes cannot lose an increment. The row is created by the first increment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Insert, Table, bindparam, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from wastate.db.tables import ApprovalStatistics
+from wastate.domain.lifecycle import (
+    STATISTIC_FIELDS,
+    STATISTIC_FOR_STATUS,
+    LifecycleStatistics,
+    MessageStatus,
+)
+from wastate.repositories.base import Database
+
+__all__ = ["StatisticsRepository"]
+
+_t = cast(Table, ApprovalStatistics.__table__)
+_c = _t.c
+
+_SELECT = select(
+    *(_c[name] for name in STATISTIC_FIELDS),
+    _c.last_message_received,
+    _c.last_message_sent,
+).where(_c.tenant_id == bindparam("tenant_id"), _c.client_id == bindparam("client_id"))
+
+_DELETE = delete(_t).where(
+    _c.tenant_id == bindparam("tenant_id"), _c.client_id == bindparam("client_id")
+)
+
+
+def _zero_row() -> dict[str, Any]:
+    return dict.fromkeys(STATISTIC_FIELDS, 0) | {
+        "last_message_received": None,
+        "last_message_sent": None,
+        "reset_at": None,
+    }
+
+
+InsertFactory = Callable[[Any], Any]
+
+
+def _upsert_increment(dialect_insert: InsertFactory, status: MessageStatus) -> Insert:
+    """`INSERT … ON CONFLICT DO UPDATE SET total_x = total_x + 1` for one status."""
+    field = STATISTIC_FOR_STATUS[status]
+    values: dict[str, Any] = {
+        "tenant_id": bindparam("tenant_id"),
+        "client_id": bindparam("client_id"),
+        **{name: (1 if name == field else 0) for name in STATISTIC_FIELDS},
+    }
+    updates: dict[str, Any] = {field: _c[field] + 1}
+    if status is MessageStatus.INCOMING:
+        values["last_message_received"] = bindparam("at")
+        updates["last_message_received"] = bindparam("at")
+    if status is MessageStatus.SENT:
+        values["last_message_sent"] = bindparam("at")
+        updates["last_message_sent"] = bindparam("at")
+    statement = dialect_insert(_t).values(**values)
+    upsert: Insert = statement.on_conflict_do_update(
+        index_elements=[_c.tenant_id, _c.client_id], set_=updates
+    )
+    return upsert
+
+
+def _upsert_replace(dialect_insert: InsertFactory) -> Insert:
+    """Set every counter at once (reset, import), creating the row if needed."""
+    names = [*STATISTIC_FIELDS, "last_message_received", "last_message_sent", "reset_at"]
+    statement = dialect_insert(_t).values(
+        tenant_id=bindparam("tenant_id"),
+        client_id=bindparam("client_id"),
+        **{name: bindparam(name) for name in names},
+    )
+    upsert: Insert = statement.on_conflict_do_update(
+        index_elements=[_c.tenant_id, _c.client_id],
+        set_={name: statement.excluded[name] for name in names},
+    )
+    return upsert
+
+
+_INCREMENT = {
+    "postgresql": {s: _upsert_increment(postgresql.insert, s) for s in MessageStatus},
+    "sqlite": {s: _upsert_increment(sqlite.insert, s) for s in MessageStatus},
+}
+_REPLACE = {
+    "postgresql": _upsert_replace(postgresql.insert),
+    "sqlite": _upsert_replace(sqlite.insert),
+}
+
+
+class StatisticsRepository:
+    """Lifecycle statistics of one tenant's clients."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._increment = _INCREMENT[db.dialect_name]
+        self._replace = _REPLACE[db.dialect_name]
+
+    def _key(self, client_id: str) -> dict[str, Any]:
+        return {"tenant_id": self._db.tenant_id, "client_id": client_id}
+
+    def get(self, client_id: str) -> LifecycleStatistics:
+        """The counters of `client_id` (all zero when nothing was ever counted)."""
+        row = self._db.read(_SELECT, self._key(client_id)).mappings().first()
+        if row is None:
+            return LifecycleStatistics()
+        return LifecycleStatistics.model_validate(dict(row))
+
+    def record_entry(self, client_id: str, status: MessageStatus, at: datetime) -> None:
+        """Count one entry into `status` (and stamp last received/sent), atomically."""
+        self._db.write(self._increment[status], {**self._key(client_id), "at": at})
+
+    def reset(self, client_id: str) -> None:
+        """Set every counter to zero and forget the last received/sent times."""
+        row = _zero_row() | {"reset_at": self._db.now()}
+        self._db.write(self._replace, {**self._key(client_id), **row})
+
+    def replace(self, client_id: str, statistics: LifecycleStatistics) -> None:
+        """Set the counters to `statistics` (import)."""
+        row = statistics.model_dump() | {"reset_at": None}
+        self._db.write(self._replace, {**self._key(client_id), **row})
+
+    def delete(self, client_id: str) -> None:
+        """Remove the counter row of `client_id`."""
+        self._db.write(_DELETE, self._key(client_id))
