@@ -23,24 +23,15 @@ from wastate.domain.ids import normalize_tenant_id
 from wastate.errors import InvalidInput
 from wastate.http.config import HttpConfig
 from wastate.http.errors import ApiError
-from wastate.repositories.api_keys import ApiKeyRepository, parse_token
+from wastate.repositories.api_keys import api_keys_of, parse_token
 from wastate.store import Store
-from wastate.uow import UnitOfWork
 
-__all__ = ["TENANT_HEADER", "Caller", "TenantResolver", "api_keys_of"]
+__all__ = ["API_KEY_HEADER", "TENANT_HEADER", "Caller", "TenantResolver"]
 
 TENANT_HEADER = "X-Tenant-ID"
 API_KEY_HEADER = "X-API-Key"
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="wastate"'}
 _MEMO_LIMIT = 10_000
-
-
-def api_keys_of(uow: UnitOfWork) -> ApiKeyRepository:
-    """The unit of work's API-key repository (`uow.api_keys` once the unit of work offers it)."""
-    repository = getattr(uow, "api_keys", None)
-    if isinstance(repository, ApiKeyRepository):
-        return repository
-    return ApiKeyRepository(uow._db)
 
 
 @dataclass(frozen=True, slots=True)

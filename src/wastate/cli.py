@@ -1,0 +1,653 @@
+"""The `wastate` command: migrations, the HTTP service, and an operator's day-to-day jobs.
+
+Global options (`--tenant`, `--client`, `--database-url`, `--cache-url`, `--json`) come before the
+command. Every wastate error, configuration error and database error ends as one line on stderr
+and a non-zero exit (1; 2 for usage errors, as click does) — never a traceback. Long work (export,
+import, purge, expire) shows progress on stderr, so stdout stays clean for `--json`.
+
+What does not live here: any SQL (the repositories), the seed-004 logic (`wastate.StateManager`),
+the HTTP routes (`wastate.http`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from wastate.errors import WastateError
+from wastate.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from wastate.store import Store
+
+__all__ = ["cli", "format_duration", "main", "parse_duration"]
+
+_UNITS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
+_DURATION = re.compile(r"(\d+)([wdhms])")
+_DEFAULT_BATCH = 1000
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90d`, `24h`, `1d12h`, `30m`, `2w`, `45s` → a positive `timedelta`; else `ValueError`."""
+    compact = text.strip().lower().replace(" ", "")
+    if not compact or _DURATION.sub("", compact):
+        raise ValueError(f"{text!r} is not a duration (examples: 90d, 24h, 1d12h, 30m)")
+    seconds = sum(int(n) * _UNITS[unit] for n, unit in _DURATION.findall(compact))
+    if seconds <= 0:
+        raise ValueError(f"{text!r} must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """A `timedelta` in the notation `parse_duration` reads: `90d`, `1d12h`, `30m`."""
+    seconds, parts = int(value.total_seconds()), []
+    for unit, size in _UNITS.items():
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
+def _duration(_ctx: click.Context, param: click.Parameter, value: str) -> timedelta:
+    """Click callback: a duration option's text as a `timedelta`, or a usage error."""
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param=param) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one readable line (database errors without their SQL and parameters)."""
+    if isinstance(exc, SQLAlchemyError):
+        original = getattr(exc, "orig", None)
+        text = str(original if original is not None else exc)
+        prefix = "database error: "
+    else:
+        text, prefix = str(exc) or type(exc).__name__, ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return prefix + (lines[0] if lines else type(exc).__name__)
+
+
+def _safe_url(url: str) -> str:
+    """A database URL fit to print: the password masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is reported by Settings, not here
+        return url
+
+
+@dataclass
+class Context:
+    """What every command shares: the global options and the lazily opened store/manager."""
+
+    tenant: str | None
+    client: str
+    database_url: str | None
+    cache_url: str | None
+    as_json: bool
+    _settings: Settings | None = None
+    _store: Store | None = None
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        """The settings: the global options over the environment."""
+        if self._settings is None:
+            self._settings = load_settings(database_url=self.database_url, cache_url=self.cache_url)
+        return self._settings
+
+    @property
+    def tenant_id(self) -> str:
+        """`--tenant`, else `WASTATE_DEFAULT_TENANT`, else `default` (StateManager's default)."""
+        return self.tenant or self.settings.default_tenant or "default"
+
+    def store(self) -> Store:
+        """The store, opened on first use and closed when the command ends."""
+        if self._store is None:
+            from wastate.store import Store
+
+            self._store = Store(self.settings)
+            self._closers.append(self._store.close)
+        return self._store
+
+    def manager(self, **options: Any) -> Any:
+        """A `wastate.StateManager` for this tenant and client (the seed-004 API)."""
+        from wastate.state_manager import StateManager
+
+        manager = StateManager(
+            self.settings.database_url,
+            self.settings.cache_url,
+            tenant_id=self.tenant_id,
+            client_id=self.client,
+            **options,
+        )
+        close = getattr(manager, "close", None)
+        if callable(close):
+            self._closers.append(close)
+        return manager
+
+    def close(self) -> None:
+        """Close whatever the command opened, newest first."""
+        while self._closers:
+            self._closers.pop()()
+
+    def emit(self, data: Any, human: str | Callable[[], str]) -> None:
+        """Print `data` as JSON under `--json`, else the human form."""
+        if self.as_json:
+            click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+        else:
+            click.echo(human() if callable(human) else human)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+class _Group(click.Group):
+    """Turns every expected failure into one line on stderr and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (WastateError, SQLAlchemyError, OSError) as exc:
+            raise click.ClickException(_one_line(exc)) from None
+        except ImportError as exc:
+            raise click.ClickException(
+                f"{_one_line(exc)} (the HTTP service needs: pip install 'wastate[http]')"
+                if "fastapi" in str(exc) or "uvicorn" in str(exc)
+                else _one_line(exc)
+            ) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--tenant",
+    metavar="ID",
+    help="Tenant to act for [default: WASTATE_DEFAULT_TENANT or 'default'].",
+)
+@click.option(
+    "--client",
+    default="default",
+    show_default=True,
+    metavar="ID",
+    help="Client id of the session / approval commands.",
+)
+@click.option("--database-url", metavar="URL", help="Overrides WASTATE_DATABASE_URL.")
+@click.option("--cache-url", metavar="URL", help="Overrides WASTATE_CACHE_URL.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
+@click.version_option(package_name="wastate")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    tenant: str | None,
+    client: str,
+    database_url: str | None,
+    cache_url: str | None,
+    as_json: bool,
+) -> None:
+    """wastate: conversation mappings, message tracking and approval state for WhatsApp."""
+    state = Context(tenant, client, database_url, cache_url, as_json)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+
+
+# --- schema -----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--sql", is_flag=True, help="Print the DDL for a DBA instead (no database needed).")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@pass_context
+def migrate(ctx: Context, sql: bool, revision: str) -> None:
+    """Create or upgrade the schema (`alembic upgrade head`)."""
+    from wastate import migrations
+
+    url = ctx.settings.database_url
+    if sql:
+        click.echo(migrations.migration_sql(url, revision), nl=False)
+        return
+    migrations.migrate(url, revision)
+    ctx.emit(
+        {"database": _safe_url(url), "revision": migrations.head_revision()},
+        f"migrated {_safe_url(url)} to {revision}",
+    )
+
+
+# --- HTTP service -----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--port",
+    default=3005,
+    show_default=True,
+    envvar=["WASTATE_PORT", "PORT"],
+    type=click.IntRange(0, 65535),
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes (each opens its own store).",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+@pass_context
+def serve(ctx: Context, host: str, port: int, workers: int, log_level: str) -> None:
+    """Run the seed-000 HTTP service (embedded SQLite is migrated; PostgreSQL must be)."""
+    import uvicorn
+
+    from wastate.http import create_app, prepare_schema
+
+    settings = ctx.settings
+    # Worker processes build their stores from the environment: hand the overrides down.
+    os.environ["WASTATE_DATABASE_URL"] = settings.database_url
+    os.environ["WASTATE_CACHE_URL"] = settings.cache_url
+    if ctx.tenant:
+        os.environ["WASTATE_DEFAULT_TENANT"] = ctx.tenant
+        settings = ctx._settings = load_settings(
+            database_url=settings.database_url, cache_url=settings.cache_url
+        )
+    store = ctx.store()
+    prepare_schema(store)
+    click.echo(
+        f"wastate: serving http://{host}:{port} (database {_safe_url(settings.database_url)}, "
+        f"cache {_safe_url(settings.cache_url)}, {workers} worker{'s' if workers > 1 else ''})",
+        err=True,
+    )
+    if workers == 1:
+        app = create_app(store)
+        uvicorn.run(app, host=host, port=port, log_level=log_level)
+        return
+    ctx.close()
+    uvicorn.run(
+        "wastate.http:app_factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+    )
+
+
+# --- sessions and the approval lifecycle (seed 004, through StateManager) -----------------------
+
+
+@cli.group(cls=_Group)
+def session() -> None:
+    """The client's WhatsApp Web session record."""
+
+
+def _lines(data: dict[str, Any]) -> str:
+    width = max((len(str(key)) for key in data), default=0)
+    return "\n".join(f"{key:<{width}}  {_scalar(value)}" for key, value in data.items())
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str, ensure_ascii=False)
+    return "-" if value is None else str(value)
+
+
+@session.command("show")
+@pass_context
+def session_show(ctx: Context) -> None:
+    """Show the session: authenticated, valid, QR needed, last validation, account."""
+    manager = ctx.manager()
+    info = dict(manager.get_session_info())
+    info.setdefault("is_valid", manager.is_session_valid())
+    info.setdefault("requires_qr_scan", manager.requires_qr_scan())
+    ctx.emit(info, lambda: _lines(info))
+
+
+@session.command("invalidate")
+@click.option("--reason", default="invalidated by operator", show_default=True)
+@pass_context
+def session_invalidate(ctx: Context, reason: str) -> None:
+    """Mark the session invalid (the client must re-authenticate)."""
+    manager = ctx.manager()
+    manager.mark_session_invalid(reason)
+    ctx.emit({"invalidated": True, "reason": reason}, f"session invalidated: {reason}")
+
+
+@cli.group(cls=_Group)
+def messages() -> None:
+    """Approval-lifecycle messages."""
+
+
+def _status(value: str) -> Any:
+    from wastate.domain.lifecycle import MessageStatus
+
+    return MessageStatus(value)
+
+
+_STATUS_NAMES = ["incoming", "pending_approval", "approved", "rejected", "sent", "failed"]
+
+
+def _message_line(message: dict[str, Any]) -> str:
+    sender = message.get("from") or message.get("recipient") or "-"
+    body = str(message.get("body", "")).replace("\n", " ")
+    if len(body) > 60:
+        body = body[:59] + "…"
+    return f"{message.get('id', '-')}\t{sender}\t{body}"
+
+
+@messages.command("list")
+@click.option("--status", "status_name", required=True, type=click.Choice(_STATUS_NAMES))
+@click.option("--limit", type=click.IntRange(1), help="Only the newest N.")
+@pass_context
+def messages_list(ctx: Context, status_name: str, limit: int | None) -> None:
+    """List the messages in one status, oldest first."""
+    found = list(ctx.manager().get_messages(_status(status_name), limit))
+    ctx.emit(
+        found,
+        lambda: "\n".join(_message_line(m) for m in found) or f"no {status_name} messages",
+    )
+
+
+def _decide(ctx: Context, message_id: str, to: str, reason: str | None) -> None:
+    manager = ctx.manager()
+    source, target = _status("pending_approval"), _status(to)
+    keeps_reason = "reason" in inspect.signature(manager.move_message).parameters
+    if reason is not None and keeps_reason:
+        moved = manager.move_message(message_id, source, target, reason=reason)
+    else:
+        moved = manager.move_message(message_id, source, target)
+        if reason is not None:
+            click.echo(
+                "note: this store keeps no rejection reasons; the reason is not saved", err=True
+            )
+    if not moved:
+        raise click.ClickException(f"message {message_id!r} is not pending approval")
+    data = {"id": message_id, "status": to, "reason": reason}
+    ctx.emit(data, f"{message_id}: {to}" + (f" ({reason})" if reason else ""))
+
+
+@cli.command()
+@click.argument("message_id")
+@pass_context
+def approve(ctx: Context, message_id: str) -> None:
+    """Approve a message pending approval (pending_approval → approved)."""
+    _decide(ctx, message_id, "approved", None)
+
+
+@cli.command()
+@click.argument("message_id")
+@click.option("--reason", help="Why (kept with the message where the store supports it).")
+@pass_context
+def reject(ctx: Context, message_id: str, reason: str | None) -> None:
+    """Reject a message pending approval (pending_approval → rejected)."""
+    _decide(ctx, message_id, "rejected", reason)
+
+
+@cli.command()
+@pass_context
+def stats(ctx: Context) -> None:
+    """Show the approval statistics (entries into each status since the last reset)."""
+    data = dict(ctx.manager().get_statistics())
+    ctx.emit(data, lambda: _lines(data))
+
+
+# --- export / import / backup -----------------------------------------------------------------
+
+
+def _with_progress(label: str, call: Callable[..., Any], *args: Any) -> Any:
+    """Run `call`, feeding a progress display on stderr when it accepts a `progress` callback."""
+    if "progress" not in inspect.signature(call).parameters:
+        started = time.perf_counter()
+        click.echo(f"{label}…", err=True, nl=False)
+        result = call(*args)
+        click.echo(f" done in {time.perf_counter() - started:.1f} s", err=True)
+        return result
+    with click.progressbar(
+        length=0, label=label, file=sys.stderr, show_pos=True, show_percent=False
+    ) as bar:
+
+        def progress(done: int) -> None:
+            bar.update(max(0, done - bar.pos))
+
+        return call(*args, progress=progress)
+
+
+@cli.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, writable=True))
+@pass_context
+def export_(ctx: Context, file: str) -> None:
+    """Write the tenant/client state to FILE in the seed's state-file format (atomically)."""
+    result = _with_progress("exporting", ctx.manager().export_state, file)
+    path = str(result) if isinstance(result, str | os.PathLike) else file
+    ctx.emit({"exported": path}, f"exported to {path}")
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True))
+@pass_context
+def import_(ctx: Context, file: str) -> None:
+    """Load a seed-format state file (idempotent: importing twice changes nothing)."""
+    count = _with_progress("importing", ctx.manager().import_state, file)
+    ctx.emit({"imported": file, "messages": count}, f"imported {file}: {count} messages")
+
+
+@cli.command()
+@click.option("--dir", "backup_dir", type=click.Path(file_okay=False), help="Backup folder.")
+@pass_context
+def backup(ctx: Context, backup_dir: str | None) -> None:
+    """Write a timestamped backup (whatsapp_state_backup_YYYYMMDD_HHMMSS.json)."""
+    options = {"backup_dir": backup_dir} if backup_dir else {}
+    path = str(ctx.manager(**options).backup_state())
+    ctx.emit({"backup": path}, f"backup written: {path}")
+
+
+# --- maintenance ------------------------------------------------------------------------------
+
+
+def _batches(ctx: Context, step: Callable[[Any], int], *, dry_run: bool = False) -> Iterator[int]:
+    """Run `step(uow)` in its own unit of work until it returns 0; yield each batch's count.
+
+    A dry run does all the work in one transaction and rolls it back: the counts are exact and
+    nothing changes.
+    """
+    store = ctx.store()
+    if dry_run:
+        with store.unit_of_work(ctx.tenant_id) as uow:
+            try:
+                while (count := step(uow)) > 0:
+                    yield count
+            finally:
+                uow.rollback()
+        return
+    while True:
+        with store.unit_of_work(ctx.tenant_id) as uow:
+            count = step(uow)
+        if count <= 0:
+            return
+        yield count
+
+
+def _drain(ctx: Context, label: str, batches: Iterator[int]) -> int:
+    total = 0
+    with click.progressbar(
+        batches,
+        label=label,
+        file=sys.stderr,
+        item_show_func=lambda n: f"{total} rows" if n is not None else None,
+    ) as bar:
+        for count in bar:
+            total += count
+    return total
+
+
+def _message_purger(ctx: Context, older_than: timedelta, batch: int) -> Callable[[Any], int] | None:
+    """One batch of tracking-row purging, or None if this store's message repository has none."""
+    probe = ctx.store().unit_of_work(ctx.tenant_id)
+    try:
+        repository = probe.messages
+    except ImportError:
+        return None
+    finally:
+        probe.close()
+    if hasattr(repository, "purge_batch"):
+        return lambda uow: len(uow.messages.purge_batch(older_than, limit=batch))
+    if hasattr(repository, "purge"):
+        return lambda uow: int(uow.messages.purge(older_than, limit=batch))
+    return None
+
+
+@cli.command()
+@click.option(
+    "--older-than",
+    "older_than",
+    required=True,
+    callback=_duration,
+    metavar="AGE",
+    help="e.g. 90d: mappings closed, and tracking rows created, longer ago than this.",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would go; change nothing.")
+@click.option("--batch-size", default=_DEFAULT_BATCH, show_default=True, type=click.IntRange(1))
+@pass_context
+def purge(ctx: Context, older_than: timedelta, dry_run: bool, batch_size: int) -> None:
+    """Delete closed/expired mappings and old tracking rows, in batches."""
+    mappings = _drain(
+        ctx,
+        "mappings",
+        _batches(
+            ctx,
+            lambda uow: len(uow.mappings.purge_batch(older_than, limit=batch_size)),
+            dry_run=dry_run,
+        ),
+    )
+    message_step = _message_purger(ctx, older_than, batch_size)
+    tracked: int | None = None
+    if message_step is not None:
+        tracked = _drain(ctx, "tracking rows", _batches(ctx, message_step, dry_run=dry_run))
+    verb = "would delete" if dry_run else "deleted"
+    data = {
+        "tenant": ctx.tenant_id,
+        "dryRun": dry_run,
+        "mappings": mappings,
+        "trackingRows": tracked,
+    }
+    tail = "" if tracked is not None else " (tracking rows: not supported by this store)"
+    ctx.emit(
+        data,
+        f"{verb} {mappings} mappings and {tracked or 0} tracking rows older than "
+        f"{format_duration(older_than)}{tail}",
+    )
+
+
+@cli.command()
+@click.option(
+    "--idle",
+    required=True,
+    callback=_duration,
+    metavar="AGE",
+    help="e.g. 24h: expire active mappings idle for longer than this.",
+)
+@click.option("--batch-size", default=_DEFAULT_BATCH, show_default=True, type=click.IntRange(1))
+@pass_context
+def expire(ctx: Context, idle: timedelta, batch_size: int) -> None:
+    """Expire idle conversations (their users' next message starts a new one)."""
+    total = _drain(
+        ctx,
+        "expiring",
+        _batches(ctx, lambda uow: len(uow.mappings.expire_batch(idle, limit=batch_size))),
+    )
+    ctx.emit(
+        {"tenant": ctx.tenant_id, "expired": total},
+        f"expired {total} mappings idle > {format_duration(idle)}",
+    )
+
+
+# --- API keys ---------------------------------------------------------------------------------
+
+
+@cli.group(cls=_Group)
+def apikey() -> None:
+    """Per-tenant API keys of the HTTP service (only a hash is stored)."""
+
+
+def _key_data(record: Any) -> dict[str, Any]:
+    return {
+        "tenant": record.tenant_id,
+        "keyId": record.key_id,
+        "label": record.label,
+        "createdAt": record.created_at.isoformat(),
+        "revokedAt": record.revoked_at.isoformat() if record.revoked_at else None,
+    }
+
+
+@apikey.command("create")
+@click.option("--label", help="What the key is for.")
+@pass_context
+def apikey_create(ctx: Context, label: str | None) -> None:
+    """Issue a key for --tenant; the token is printed once and never stored."""
+    from wastate.repositories.api_keys import api_keys_of
+
+    with ctx.store().unit_of_work(ctx.tenant_id) as uow:
+        issued = api_keys_of(uow).create(label=label)
+    data = {**_key_data(issued.record), "token": issued.token}
+    if not ctx.as_json:
+        click.echo("store this token now: it cannot be shown again", err=True)
+    ctx.emit(data, issued.token)
+
+
+@apikey.command("revoke")
+@click.argument("key_id")
+@pass_context
+def apikey_revoke(ctx: Context, key_id: str) -> None:
+    """Revoke a key of --tenant (HTTP workers notice within seconds)."""
+    from wastate.repositories.api_keys import api_keys_of
+
+    with ctx.store().unit_of_work(ctx.tenant_id) as uow:
+        record = api_keys_of(uow).revoke(key_id)
+    if record is None:
+        raise click.ClickException(f"tenant {ctx.tenant_id!r} has no API key {key_id!r}")
+    ctx.emit(_key_data(record), f"revoked {key_id}")
+
+
+@apikey.command("list")
+@pass_context
+def apikey_list(ctx: Context) -> None:
+    """List the keys of --tenant (ids and labels; secrets are never stored)."""
+    from wastate.repositories.api_keys import api_keys_of
+
+    with ctx.store().unit_of_work(ctx.tenant_id) as uow:
+        records = api_keys_of(uow).all()
+    data = [_key_data(record) for record in records]
+
+    def human() -> str:
+        rows = [
+            f"{d['keyId']}  {'revoked' if d['revokedAt'] else 'active '}  {d['createdAt']}  "
+            f"{d['label'] or ''}".rstrip()
+            for d in data
+        ]
+        return "\n".join(rows) or f"tenant {ctx.tenant_id!r} has no API keys"
+
+    ctx.emit(data, human)
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """The console entry point (`wastate = "wastate.cli:main"`); exits with the command's status."""
+    try:
+        cli.main(args=argv, prog_name="wastate")
+    except (WastateError, SQLAlchemyError) as exc:  # from cleanup, after the command's own guard
+        click.echo(f"Error: {_one_line(exc)}", err=True)
+        sys.exit(1)
+    sys.exit(0)
