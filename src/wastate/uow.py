@@ -20,7 +20,7 @@ from sqlalchemy import Connection, CursorResult, Executable
 from sqlalchemy.exc import DBAPIError
 
 from wastate.db.errors import translate_db_error
-from wastate.db.prepared import PreparedSelect
+from wastate.db.prepared import Prepared
 from wastate.domain.ids import normalize_tenant_id
 from wastate.errors import ServiceUnavailable
 from wastate.repositories.base import Params
@@ -44,16 +44,20 @@ def _translated(exc: DBAPIError) -> Exception:
 
 
 class _TenantDatabase:
-    """The `wastate.repositories.base.Database` a unit of work hands its repositories."""
+    """The `wastate.repositories.base.Database` a unit of work hands its repositories.
+
+    On PostgreSQL the transaction verbs and the prepared statements go straight to the psycopg
+    connection (SQLAlchemy's execution layer costs as much as half a round trip), and the first
+    write of a transaction travels in one pipeline with its `BEGIN`.
+    """
 
     __slots__ = (
         "_after_commit",
-        "_begin_sql",
         "_clock",
         "_connection",
-        "_driver_fast_path",
         "_engine",
         "_in_transaction",
+        "_on_postgresql",
         "dialect_name",
         "tenant_id",
     )
@@ -63,12 +67,9 @@ class _TenantDatabase:
         self._engine = store.engine
         self._clock = store.clock
         self.dialect_name: str = store.engine.dialect.name
-        # SQLite: take the write lock up front, so concurrent writers wait (busy_timeout)
-        # instead of failing when a read lock cannot be upgraded.
-        self._begin_sql = "BEGIN IMMEDIATE" if self.dialect_name == "sqlite" else "BEGIN"
+        self._on_postgresql = self.dialect_name == "postgresql"
         self._connection: Connection | None = None
         self._in_transaction = False
-        self._driver_fast_path = self.dialect_name == "postgresql"
         self._after_commit: list[Callable[[], None]] = []
 
     @property
@@ -87,20 +88,61 @@ class _TenantDatabase:
                 raise ServiceUnavailable(f"cannot connect to the database: {exc.orig}") from exc
         return connection
 
-    def first(self, query: PreparedSelect, params: dict[str, Any]) -> Sequence[Any] | None:
-        connection = self._conn()
-        if not self._driver_fast_path:
-            return connection.execute(query.statement, params).first()
-        sql, constants = query.compiled(connection.dialect)
-        driver = connection.connection.driver_connection
+    def _driver(self) -> psycopg.Connection[Any]:
+        driver: psycopg.Connection[Any] = self._conn().connection.driver_connection  # type: ignore[assignment]
+        return driver
+
+    def _driver_failed(self, exc: psycopg.Error) -> Exception:
+        """Translate a driver error; a broken connection is never handed back to the pool."""
+        connection = self._connection
+        if connection is not None and (
+            isinstance(exc, psycopg.OperationalError)
+            or connection.connection.driver_connection.closed  # type: ignore[union-attr]
+        ):
+            connection.invalidate()
+            self._connection = None
+            self._in_transaction = False
+        return translate_db_error(exc) or exc
+
+    def _begin(self) -> None:
+        if self._on_postgresql:
+            self._driver().execute("BEGIN")
+        else:
+            # SQLite: take the write lock up front, so concurrent writers wait (busy_timeout)
+            # instead of failing when a read lock cannot be upgraded.
+            self._conn().exec_driver_sql("BEGIN IMMEDIATE")
+        self._in_transaction = True
+
+    def _end(self, verb: str) -> None:
+        if self._on_postgresql:
+            self._driver().execute(verb)
+        else:
+            self._conn().exec_driver_sql(verb)
+
+    def first(self, query: Prepared, params: dict[str, Any]) -> Sequence[Any] | None:
+        if not self._on_postgresql:
+            return self.read(query.statement, params).first()
+        sql, constants = query.compiled(self._engine.dialect)
         try:
-            return driver.execute(sql, {**constants, **params}, prepare=True).fetchone()  # type: ignore[no-any-return,union-attr]
+            cursor = self._driver().execute(sql, {**constants, **params}, prepare=True)
+            return cursor.fetchone()
         except psycopg.Error as exc:
-            if isinstance(exc, psycopg.OperationalError) or driver.closed:  # type: ignore[union-attr]
-                connection.invalidate()  # never hand a broken connection back to the pool
-                self._connection = None
-                self._in_transaction = False
-            raise (translate_db_error(exc) or exc) from exc
+            raise self._driver_failed(exc) from exc
+
+    def write_first(self, query: Prepared, params: dict[str, Any]) -> Sequence[Any] | None:
+        if not self._on_postgresql:
+            return self.write(query.statement, params).first()
+        sql, constants = query.compiled(self._engine.dialect)
+        try:
+            driver = self._driver()
+            if self._in_transaction:
+                return driver.execute(sql, {**constants, **params}, prepare=True).fetchone()
+            with driver.pipeline():  # BEGIN and the statement in one round trip
+                driver.execute("BEGIN")
+                self._in_transaction = True
+                return driver.execute(sql, {**constants, **params}, prepare=True).fetchone()
+        except psycopg.Error as exc:
+            raise self._driver_failed(exc) from exc
 
     def read(self, statement: Executable, params: Params = None) -> CursorResult[Any]:
         try:
@@ -109,14 +151,14 @@ class _TenantDatabase:
             raise _translated(exc) from exc
 
     def write(self, statement: Executable, params: Params = None) -> CursorResult[Any]:
-        connection = self._conn()
         try:
             if not self._in_transaction:
-                connection.exec_driver_sql(self._begin_sql)
-                self._in_transaction = True
-            return connection.execute(statement, params)
+                self._begin()
+            return self._conn().execute(statement, params)
         except DBAPIError as exc:
             raise _translated(exc) from exc
+        except psycopg.Error as exc:
+            raise self._driver_failed(exc) from exc
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         if self._in_transaction:
@@ -126,12 +168,13 @@ class _TenantDatabase:
 
     def commit(self) -> None:
         if self._in_transaction:
-            assert self._connection is not None
             try:
-                self._connection.exec_driver_sql("COMMIT")
-            except DBAPIError as exc:
+                self._end("COMMIT")
+            except (DBAPIError, psycopg.Error) as exc:
                 self.rollback()
-                raise _translated(exc) from exc
+                if isinstance(exc, DBAPIError):
+                    raise _translated(exc) from exc
+                raise self._driver_failed(exc) from exc
             self._in_transaction = False
         callbacks, self._after_commit = self._after_commit, []
         for callback in callbacks:
@@ -143,13 +186,15 @@ class _TenantDatabase:
             return
         self._in_transaction = False
         connection = self._connection
-        assert connection is not None
+        if connection is None:
+            return
         try:
-            connection.exec_driver_sql("ROLLBACK")
-        except DBAPIError:
+            self._end("ROLLBACK")
+        except (DBAPIError, psycopg.Error):
             # The connection is broken; the server has rolled back already. Never reuse it.
             log.warning("rollback failed; discarding the connection", exc_info=True)
             connection.invalidate()
+            self._connection = None
 
     def close(self) -> None:
         if self._in_transaction:

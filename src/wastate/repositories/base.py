@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import CursorResult, Executable
 
-from wastate.db.prepared import PreparedSelect
+from wastate.db.prepared import Prepared
 
 __all__ = ["Database", "Params"]
 
@@ -43,11 +43,15 @@ class Database(Protocol):
         """The store's clock: aware UTC."""
         ...
 
-    def first(self, query: PreparedSelect, params: dict[str, Any]) -> Sequence[Any] | None:
+    def first(self, query: Prepared, params: dict[str, Any]) -> Sequence[Any] | None:
         """The first row of a prepared SELECT (a tuple in column order), or None.
 
         The fast path for hot lookups; see `wastate.db.prepared`.
         """
+        ...
+
+    def write_first(self, query: Prepared, params: dict[str, Any]) -> Sequence[Any] | None:
+        """Like `write`, for a prepared statement with RETURNING: its first row, or None."""
         ...
 
     def read(self, statement: Executable, params: Params = None) -> CursorResult[Any]:

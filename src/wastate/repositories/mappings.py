@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from wastate.db.base import table_of
 from wastate.db.errors import translate_db_error
-from wastate.db.prepared import PreparedSelect
+from wastate.db.prepared import Prepared
 from wastate.db.tables import ACTIVE_ONLY, ConversationMappingRow
 from wastate.domain.clock import Clock
 from wastate.domain.ids import normalize_wa_id, require_external_id
@@ -189,14 +189,14 @@ def to_mapping(row: Sequence[Any]) -> ConversationMapping:
 
 
 # Statements, built once. Every one is scoped by tenant_id.
-_BY_WA_ID = PreparedSelect(
+_BY_WA_ID = Prepared(
     select(*_COLUMNS).where(
         _C.tenant_id == bindparam("p_tenant_id"),
         _C.wa_id == bindparam("p_wa_id"),
         _C.status == _ACTIVE,
     )
 )
-_BY_CONVERSATION = PreparedSelect(
+_BY_CONVERSATION = Prepared(
     select(*_COLUMNS).where(
         _C.tenant_id == bindparam("p_tenant_id"),
         _C.conversation_id == bindparam("p_conversation_id"),
@@ -257,12 +257,13 @@ def _insert_statement(dialect: str) -> Any:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return (
         insert(_T)
+        .values({column.name: bindparam(f"v_{column.name}") for column in _COLUMNS})
         .on_conflict_do_nothing(index_elements=[_C.tenant_id, _C.wa_id], index_where=ACTIVE_ONLY)
         .returning(*_COLUMNS)
     )
 
 
-_INSERTS = {dialect: _insert_statement(dialect) for dialect in ("postgresql", "sqlite")}
+_INSERTS = {dialect: Prepared(_insert_statement(dialect)) for dialect in ("postgresql", "sqlite")}
 
 
 def _locked_ids(dialect: str, ids: Any) -> Any:
@@ -404,19 +405,19 @@ class SqlMappingRepository(BatchedMaintenance):
         """Insert an active mapping; None if another one won the race (then re-read)."""
         now = self._db.now()
         values = {
-            "tenant_id": self._db.tenant_id,
-            "wa_id": key,
-            "conversation_id": conversation_id,
-            "status": _ACTIVE,
-            "contact_name": contact_name,
-            "communication_id": (extra or {}).get("p_communication_id"),
-            "last_message_id": None,
-            "correlated_at": now if correlated else None,
-            "created_at": now,
-            "last_activity_at": now,
-            "closed_at": None,
+            "v_tenant_id": self._db.tenant_id,
+            "v_wa_id": key,
+            "v_conversation_id": conversation_id,
+            "v_status": _ACTIVE,
+            "v_contact_name": contact_name,
+            "v_communication_id": (extra or {}).get("p_communication_id"),
+            "v_last_message_id": None,
+            "v_correlated_at": now if correlated else None,
+            "v_created_at": now,
+            "v_last_activity_at": now,
+            "v_closed_at": None,
         }
-        row = self._db.write(self._insert, values).first()
+        row = self._db.write_first(self._insert, values)
         if row is not None:
             return to_mapping(row)
         return self._active(key)
