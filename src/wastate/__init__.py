@@ -27,6 +27,7 @@ from wastate.errors import (
     WastateError,
 )
 from wastate.settings import Settings
+from wastate.state_manager import StateManager
 from wastate.store import Store, connect
 from wastate.uow import UnitOfWork
 
@@ -47,6 +48,7 @@ __all__ = [
     "SchemaNotReady",
     "ServiceUnavailable",
     "Settings",
+    "StateManager",
     "StatusEvent",
     "Store",
     "TrackedMessage",
