@@ -239,12 +239,13 @@ class ApprovalRepository:
         return [_record(row) for row in reversed(rows)]
 
     def iter_bucket(
-        self, client_id: str, status: MessageStatus | str, *, batch_size: int = EXPORT_BATCH_SIZE
+        self, client_id: str, status: MessageStatus | str, *, batch_size: int | None = None
     ) -> Iterator[ApprovalRecord]:
         """The messages in `status` in bucket order, fetched `batch_size` at a time (keyset
         pagination on the bucket index), so memory stays flat however long the history. Run it
         after `open_snapshot()` for a consistent view across batches."""
         status = parse_message_status(status)
+        batch_size = batch_size or EXPORT_BATCH_SIZE
         params = {**self._key(client_id), "bucket": status.value, "limit": batch_size}
         batch = self._db.read(_BUCKET_FIRST_PAGE, params).all()
         while batch:
