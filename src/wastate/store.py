@@ -11,9 +11,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from wastate import migrations
+from wastate.cache.mappings import CachedMappingRepository, MappingCache
 from wastate.db.engine import create_wastate_engine, normalize_url
 from wastate.domain.clock import Clock, utcnow
-from wastate.repositories.mappings import ActivityWriter
+from wastate.repositories.mappings import ActivityWriter, SqlMappingRepository
 from wastate.settings import Settings, load_settings
 from wastate.uow import UnitOfWork
 
@@ -41,11 +42,11 @@ class Store:
         self.activity = ActivityWriter(
             self.engine, interval=self.settings.activity_flush_seconds, clock=self.clock
         )
+        self.mapping_cache = MappingCache.from_settings(self.settings, activity=self.activity)
 
     def _mapping_repository(self, db: Database) -> MappingRepository:
-        from wastate.repositories.mappings import SqlMappingRepository
-
-        return SqlMappingRepository(db)
+        # Always the decorator, even over `none://`: activity is recorded the same way.
+        return CachedMappingRepository(SqlMappingRepository(db), db, self.mapping_cache)
 
     def unit_of_work(self, tenant_id: str) -> UnitOfWork:
         """A unit of work bound to `tenant_id`; use it as a context manager."""
@@ -69,7 +70,10 @@ class Store:
         self.engine.dispose()
 
     def _close_mapping_layer(self) -> None:
-        self.activity.close()
+        try:
+            self.activity.close()
+        finally:
+            self.mapping_cache.close()
 
     def __enter__(self) -> Store:
         return self

@@ -1,0 +1,113 @@
+"""The cache backend interface, and `NullCache` (`none://`).
+
+A backend stores opaque bytes under string keys with a TTL. It knows nothing of mappings, tenants
+or JSON; `wastate.cache.mappings` builds on it. Backends may raise anything when their server
+is down or slow: the circuit breaker (`wastate.cache.breaker`) turns that into a cache miss, so
+a backend must never be called without it.
+
+Invalidation leaves a *tombstone* (an empty value with a short TTL) instead of deleting, and read
+fills only write where no value is (`only_if_absent`): a slow reader that read the database
+before a change cannot put its old value back over the tombstone of that change.
+
+Third-party backends subclass `Cache` and register under the entry point group
+`wastate.cache_backends` (name = URL scheme, value = `module:Class`); the class is called as
+`Class(url, settings)`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wastate.settings import Settings
+
+__all__ = ["TOMBSTONE", "Cache", "NullCache", "Subscription"]
+
+TOMBSTONE = b""
+"""The value an invalidation leaves behind; readers treat it as a miss."""
+
+
+class Subscription(ABC):
+    """A running pub/sub listener; `close()` stops it."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop listening and release the connection."""
+
+
+class Cache(ABC):
+    """A key/value cache backend with TTLs (bytes in, bytes out)."""
+
+    shared: bool = False
+    """True when other processes see the same entries (then near caches need pub/sub)."""
+
+    enabled: bool = True
+    """False for `NullCache`: the mapping layer then skips caching altogether."""
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        self.url = url
+
+    @abstractmethod
+    def get(self, key: str) -> bytes | None:
+        """The value under `key`, or None."""
+
+    @abstractmethod
+    def set_many(
+        self, items: Sequence[tuple[str, bytes]], ttl_seconds: float, *, only_if_absent: bool
+    ) -> None:
+        """Store each (key, value) for `ttl_seconds`; with `only_if_absent`, skip taken keys."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Return if the backend answers; raise otherwise."""
+
+    def invalidate(
+        self, keys: Sequence[str], *, tombstone_seconds: float, channel: str | None
+    ) -> None:
+        """Replace `keys` by tombstones and tell other processes (`channel`) they changed."""
+        self.set_many([(key, TOMBSTONE) for key in keys], tombstone_seconds, only_if_absent=False)
+        if channel is not None:
+            self.publish(channel, "\n".join(keys).encode())
+
+    def publish(self, channel: str, message: bytes) -> None:  # noqa: B027 - optional hook
+        """Send `message` to the subscribers of `channel` (no-op for process-local caches)."""
+
+    def subscribe(
+        self,
+        channel: str,
+        on_message: Callable[[bytes], None],
+        on_reset: Callable[[], None],
+    ) -> Subscription | None:
+        """Listen on `channel` in the background; None if the backend has no pub/sub.
+
+        `on_reset` is called whenever messages may have been missed (the listener connected
+        or reconnected): whoever relies on the messages must then forget what they hold.
+        """
+        return None
+
+    def clear_namespace(self, pattern: str) -> int:
+        """Delete every key matching the glob `pattern`; how many."""
+        return 0
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+class NullCache(Cache):
+    """`none://`: caches nothing. Every lookup goes to the database."""
+
+    enabled = False
+
+    def get(self, key: str) -> bytes | None:
+        """Always a miss."""
+        return None
+
+    def set_many(
+        self, items: Sequence[tuple[str, bytes]], ttl_seconds: float, *, only_if_absent: bool
+    ) -> None:
+        """Store nothing."""
+
+    def ping(self) -> None:
+        """Always answers."""

@@ -1,0 +1,364 @@
+"""The caching decorator over the mapping repository, and the store-level cache it shares.
+
+`MappingCache` (one per store) holds the layers: the near cache (L1, mapping objects, optional),
+the backend behind its circuit breaker (L2: Redis, memory or nothing), single flight, the key
+builder and the TTL. `CachedMappingRepository` (one per unit of work) implements the
+`MappingRepository` protocol over the SQL repository:
+
+- reads (`get_or_create`, `by_wa_id`, `by_conversation`) go L1 → L2 → database; a database read
+  fills both directions (forward only for an active mapping) through `db.after_commit`, so it
+  runs at once outside a transaction and is dropped with a rolled-back one;
+- concurrent misses of one key outside a transaction share one database read (single flight);
+- writes (`correlate`, `close`, `expire_batch`, `purge_batch`, a rename through
+  `get_or_create`) invalidate every key they affect — for `correlate` the old reverse key too —
+  after commit only; until then this unit of work reads its own writes from the database;
+- every active mapping a read returns is reported to the activity writer (throttled there), hit
+  or miss; activity is flushed before expiring, so pending refreshes are not expired.
+
+Nothing here knows SQL; the inner repository knows nothing of caches. With `none://` the
+decorator still runs (activity is recorded the same way) and only the database answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Protocol
+
+from pydantic import ValidationError
+
+from wastate.cache.base import Cache, Subscription
+from wastate.cache.breaker import GuardedCache
+from wastate.cache.keys import MappingKeys, escape
+from wastate.cache.near import NearCache
+from wastate.cache.registry import open_cache
+from wastate.cache.singleflight import SingleFlight
+from wastate.domain.ids import normalize_wa_id
+from wastate.domain.mappings import ConversationMapping, MappingStatus
+from wastate.repositories.mappings import BatchedMaintenance, MappingRepository
+
+if TYPE_CHECKING:
+    from wastate.repositories.base import Database
+    from wastate.settings import Settings
+
+__all__ = ["TOMBSTONE_SECONDS", "ActivityRecorder", "CachedMappingRepository", "MappingCache"]
+
+log = logging.getLogger(__name__)
+
+TOMBSTONE_SECONDS = 5.0
+"""How long an invalidated key refuses read fills (longer than any database read takes)."""
+
+_ACTIVE = MappingStatus.ACTIVE
+_JITTER = 0.1  # TTLs are shortened by up to 10 %, so entries filled together expire apart
+
+
+class ActivityRecorder(Protocol):
+    """What the decorator needs of the activity writer (`wastate.repositories.mappings`)."""
+
+    def record(self, mapping: ConversationMapping) -> None:
+        """Note that `mapping` was used now."""
+        ...
+
+    def flush(self) -> int:
+        """Write every pending refresh now."""
+        ...
+
+
+def _same_name(given: object, cached: str | None) -> bool:
+    """Whether `contact_name=given` would leave a mapping named `cached` unchanged (the SQL
+    repository's normalisation: whitespace runs collapse, blank means no name)."""
+    return isinstance(given, str) and (" ".join(given.split()) or None) == cached
+
+
+class MappingCache:
+    """The mapping cache layers of one store; builds a `CachedMappingRepository` per unit of
+    work."""
+
+    def __init__(
+        self,
+        backend: Cache,
+        *,
+        activity: ActivityRecorder,
+        prefix: str = "wastate",
+        ttl_seconds: float = 3600,
+        near_cache: bool = True,
+        near_cache_ttl_seconds: float = 5.0,
+        near_cache_size: int = 100_000,
+        retry_seconds: float = 1.0,
+    ) -> None:
+        self.backend = backend
+        self.enabled = backend.enabled
+        self.keys = MappingKeys(prefix)
+        self.activity = activity
+        self.ttl_seconds = ttl_seconds
+        self.remote = GuardedCache(
+            backend,
+            channel=self.keys.channel if backend.shared else None,
+            namespace_pattern=self.keys.namespace_pattern,
+            tombstone_seconds=TOMBSTONE_SECONDS,
+            retry_seconds=retry_seconds,
+        )
+        self.near: NearCache | None = None
+        if near_cache and backend.enabled and near_cache_size > 0:
+            self.near = NearCache(ttl_seconds=near_cache_ttl_seconds, size=near_cache_size)
+        self.flight: SingleFlight[ConversationMapping | None] = SingleFlight()
+        self.subscription: Subscription | None = None
+        if self.near is not None and backend.shared:
+            self.subscription = backend.subscribe(
+                self.keys.channel, self._on_invalidation, self.near.clear
+            )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, activity: ActivityRecorder) -> MappingCache:
+        """The cache layers `settings` describe (`cache_url`, TTLs, near cache, prefix)."""
+        return cls(
+            open_cache(settings.cache_url, settings),
+            activity=activity,
+            prefix=settings.cache_prefix,
+            ttl_seconds=settings.mapping_ttl_seconds,
+            near_cache=settings.near_cache,
+            near_cache_ttl_seconds=settings.near_cache_ttl_seconds,
+            near_cache_size=settings.near_cache_size,
+        )
+
+    def repository(self, inner: MappingRepository, db: Database) -> CachedMappingRepository:
+        """The caching decorator over `inner` for one unit of work."""
+        return CachedMappingRepository(inner, db, self)
+
+    def parse(self, raw: bytes) -> ConversationMapping | None:
+        """A cached value as a mapping; None for a tombstone or an unreadable value."""
+        if not raw:
+            return None
+        try:
+            return ConversationMapping.model_validate_json(raw)
+        except ValidationError:  # e.g. written by another version: a miss, refilled later
+            log.debug("unreadable cache entry ignored", exc_info=True)
+            return None
+
+    def store(self, mapping: ConversationMapping, tenant_prefix: str, generation: int) -> None:
+        """Cache `mapping` both ways (forward only while active): L1 and L2."""
+        items = [(f"{tenant_prefix}conv:{escape(mapping.conversation_id)}", mapping)]
+        if mapping.status is _ACTIVE:
+            items.append((f"{tenant_prefix}wa:{escape(mapping.wa_id)}", mapping))
+        if self.near is not None:
+            self.near.put(items, generation)
+        raw = mapping.model_dump_json().encode()
+        ttl = self.ttl_seconds * (1.0 - _JITTER * random.random())
+        self.remote.fill([(key, raw) for key, _ in items], ttl)
+
+    def invalidate(self, keys: Sequence[str]) -> None:
+        """Forget `keys` here (L1), in L2 and in every other process's L1."""
+        if self.near is not None:
+            self.near.discard(keys)
+        if self.enabled:
+            self.remote.invalidate(keys)
+
+    def _on_invalidation(self, message: bytes) -> None:
+        if self.near is not None:
+            self.near.discard(message.decode().split("\n"))
+
+    def close(self) -> None:
+        """Stop the listener and the probe, close the backend."""
+        if self.subscription is not None:
+            self.subscription.close()
+        self.remote.close()
+
+
+class CachedMappingRepository(BatchedMaintenance):
+    """The `MappingRepository` of a unit of work, with the cache in front of `inner`."""
+
+    __slots__ = ("_cache", "_db", "_dirty", "_inner", "_near", "_prefix", "_record")
+
+    def __init__(self, inner: MappingRepository, db: Database, cache: MappingCache) -> None:
+        self._inner = inner
+        self._db = db
+        self._cache = cache
+        self._near = cache.near
+        self._prefix = cache.keys.tenant_prefix(db.tenant_id)
+        self._record = cache.activity.record
+        # True after this unit of work changed mappings in its open transaction: until that
+        # ends, reads go to the database (the cache holds committed state only).
+        self._dirty = False
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get_or_create(self, wa_id: str, *, contact_name: str | None = None) -> ConversationMapping:
+        """The user's active mapping, created (with a new conversation id) if there is none.
+
+        A `contact_name` different from the cached one goes to the database (which renames).
+        """
+        key = normalize_wa_id(wa_id)
+        forward = self._prefix + "wa:" + escape(key)
+        near = self._near
+        if near is not None and not self._dirty:
+            found = near.get(forward)
+            if found is not None and (
+                contact_name is None or _same_name(contact_name, found.contact_name)
+            ):
+                self._record(found)
+                return found
+        bypass = self._bypass()
+        found = None if bypass else self._active(key, forward)
+        if found is not None and (
+            contact_name is None or _same_name(contact_name, found.contact_name)
+        ):
+            self._record(found)
+            return found
+        mapping = self._inner.get_or_create(key, contact_name=contact_name)
+        if found is None and not bypass:
+            # Created (or found, having lost a race): nothing about it can be cached yet.
+            self._fill_after_commit(mapping, near.generation if near is not None else 0)
+            self._dirty = self._dirty or self._db.in_transaction
+        else:  # renamed
+            self._changed([forward, self._reverse_key(mapping.conversation_id)])
+        if mapping.status is _ACTIVE:
+            self._record(mapping)
+        return mapping
+
+    def by_wa_id(self, wa_id: str) -> ConversationMapping | None:
+        """The user's active mapping, or None. Never creates."""
+        key = normalize_wa_id(wa_id)
+        forward = self._prefix + "wa:" + escape(key)
+        near = self._near
+        if near is not None and not self._dirty:
+            found = near.get(forward)
+            if found is not None:
+                self._record(found)
+                return found
+        found = self._inner.by_wa_id(key) if self._bypass() else self._active(key, forward)
+        if found is not None:
+            self._record(found)
+        return found
+
+    def by_conversation(self, conversation_id: str) -> ConversationMapping | None:
+        """The mapping (in any status) of a conversation id: the reverse lookup."""
+        if not isinstance(conversation_id, str):
+            return self._inner.by_conversation(conversation_id)  # raises InvalidInput
+        reverse = self._reverse_key(conversation_id)
+        near = self._near
+        if near is not None and not self._dirty:
+            found = near.get(reverse)
+            if found is not None:
+                if found.status is _ACTIVE:
+                    self._record(found)
+                return found
+        if self._bypass():
+            found = self._inner.by_conversation(conversation_id)
+        else:
+            found = self._cached(reverse)
+            if found is None:
+                found = self._load(reverse, lambda: self._inner.by_conversation(conversation_id))
+        if found is not None and found.status is _ACTIVE:
+            self._record(found)
+        return found
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def correlate(
+        self, wa_id: str, conversation_id: str, communication_id: str | None = None
+    ) -> ConversationMapping:
+        """Set the contact center's conversation id on the active mapping, once."""
+        key = normalize_wa_id(wa_id)
+        # The generated id's reverse key goes stale when the id is replaced: find it first.
+        before = self._inner.by_wa_id(key)
+        mapping = self._inner.correlate(key, conversation_id, communication_id)
+        keys = [self._prefix + "wa:" + escape(key), self._reverse_key(mapping.conversation_id)]
+        if before is not None and before.conversation_id != mapping.conversation_id:
+            keys.append(self._reverse_key(before.conversation_id))
+        self._changed(keys)
+        return mapping
+
+    def close(self, wa_id: str) -> ConversationMapping | None:
+        """Close the user's active mapping; None if there was none."""
+        mapping = self._inner.close(wa_id)
+        if mapping is not None:
+            self._changed(self._keys_of([mapping]))
+        return mapping
+
+    def expire_batch(self, older_than: timedelta, *, limit: int) -> list[ConversationMapping]:
+        """Expire up to `limit` idle active mappings (pending activity is written first)."""
+        if not self._db.in_transaction:
+            # Inside a transaction a flush on another connection could wait on our own locks.
+            self._cache.activity.flush()
+        expired = self._inner.expire_batch(older_than, limit=limit)
+        if expired:
+            self._changed(self._keys_of(expired))
+        return expired
+
+    def purge_batch(self, older_than: timedelta, *, limit: int) -> list[ConversationMapping]:
+        """Delete up to `limit` closed/expired mappings closed more than `older_than` ago."""
+        purged = self._inner.purge_batch(older_than, limit=limit)
+        if purged:
+            self._changed(self._keys_of(purged))
+        return purged
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _reverse_key(self, conversation_id: str) -> str:
+        return self._prefix + "conv:" + escape(conversation_id)
+
+    def _keys_of(self, mappings: Sequence[ConversationMapping]) -> list[str]:
+        keys: list[str] = []
+        for mapping in mappings:
+            keys.append(self._prefix + "wa:" + escape(mapping.wa_id))
+            keys.append(self._reverse_key(mapping.conversation_id))
+        return keys
+
+    def _bypass(self) -> bool:
+        """True while this unit of work's own uncommitted mapping writes are in play."""
+        if self._dirty:
+            if self._db.in_transaction:
+                return True
+            self._dirty = False
+        return False
+
+    def _active(self, key: str, forward: str) -> ConversationMapping | None:
+        found = self._cached(forward)
+        if found is None:
+            found = self._load(forward, lambda: self._inner.by_wa_id(key))
+        return found
+
+    def _cached(self, cache_key: str) -> ConversationMapping | None:
+        """L1, then L2 (a hit there is kept in L1)."""
+        cache = self._cache
+        if not cache.enabled:
+            return None
+        near = self._near
+        if near is not None:
+            found = near.get(cache_key)
+            if found is not None:
+                return found
+            generation = near.generation
+        raw = cache.remote.get(cache_key)
+        if raw is None:
+            return None
+        found = cache.parse(raw)
+        if found is not None and near is not None:
+            near.put(((cache_key, found),), generation)
+        return found
+
+    def _load(
+        self, cache_key: str, read: Callable[[], ConversationMapping | None]
+    ) -> ConversationMapping | None:
+        """A database read, shared by concurrent callers outside a transaction, then filled."""
+        near = self._near
+        generation = near.generation if near is not None else 0
+        # Inside a transaction a read may see this transaction's rows: never share it.
+        found = read() if self._db.in_transaction else self._cache.flight.do(cache_key, read)
+        if found is not None:
+            self._fill_after_commit(found, generation)
+        return found
+
+    def _fill_after_commit(self, mapping: ConversationMapping, generation: int) -> None:
+        if not self._cache.enabled:
+            return
+        cache, prefix = self._cache, self._prefix
+        self._db.after_commit(lambda: cache.store(mapping, prefix, generation))
+
+    def _changed(self, keys: list[str]) -> None:
+        if self._db.in_transaction:
+            self._dirty = True
+        cache = self._cache
+        self._db.after_commit(lambda: cache.invalidate(keys))

@@ -1,0 +1,180 @@
+"""`redis://`, `rediss://`, `unix://`: the shared cache on Redis (redis-py).
+
+Timeouts are short (`settings.cache_timeout_seconds` for connecting and for every reply) and
+redis-py's own retries are off: a Redis that is down or slow costs one short timeout, after which
+the circuit breaker skips Redis altogether until it answers again. Invalidations are pipelined
+(tombstones and the pub/sub message in one round trip).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from wastate.cache.base import TOMBSTONE, Cache, Subscription
+from wastate.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from wastate.settings import Settings
+
+__all__ = ["RedisCache"]
+
+log = logging.getLogger(__name__)
+
+_MAX_RECONNECT_DELAY = 2.0
+
+
+class RedisCache(Cache):
+    """A Redis (or Redis-compatible) server as the shared cache."""
+
+    shared = True
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        self.url = url
+        self._timeout = settings.cache_timeout_seconds
+        try:
+            self._client: redis.Redis[bytes] = redis.Redis.from_url(
+                url,
+                socket_timeout=self._timeout,
+                socket_connect_timeout=self._timeout,
+                retry=Retry(NoBackoff(), 0),
+                client_name="wastate",
+            )
+        except ValueError as exc:
+            raise ConfigurationError(f"WASTATE_CACHE_URL: {exc}") from exc
+        self._get = self._client.get  # the hot path: skip one attribute lookup per call
+
+    def get(self, key: str) -> bytes | None:
+        """The value under `key`, or None."""
+        value: bytes | None = self._get(key)
+        return value
+
+    def set_many(
+        self, items: Sequence[tuple[str, bytes]], ttl_seconds: float, *, only_if_absent: bool
+    ) -> None:
+        """Store each item in one round trip (`SET … PX … [NX]`)."""
+        milliseconds = max(1, int(ttl_seconds * 1000))
+        pipe = self._client.pipeline(transaction=False)
+        for key, value in items:
+            pipe.set(key, value, px=milliseconds, nx=only_if_absent)
+        pipe.execute()
+
+    def invalidate(
+        self, keys: Sequence[str], *, tombstone_seconds: float, channel: str | None
+    ) -> None:
+        """Tombstones for `keys` and the pub/sub message, in one round trip."""
+        milliseconds = max(1, int(tombstone_seconds * 1000))
+        pipe = self._client.pipeline(transaction=False)
+        for key in keys:
+            pipe.set(key, TOMBSTONE, px=milliseconds)
+        if channel is not None:
+            pipe.publish(channel, "\n".join(keys).encode())
+        pipe.execute()
+
+    def publish(self, channel: str, message: bytes) -> None:
+        """PUBLISH `message` on `channel`."""
+        self._client.publish(channel, message)
+
+    def ping(self) -> None:
+        """PING, or raise."""
+        self._client.ping()
+
+    def clear_namespace(self, pattern: str) -> int:
+        """SCAN for `pattern` and UNLINK what matches, in batches."""
+        done = 0
+        batch: list[Any] = []
+        for key in self._client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                done += int(self._client.unlink(*batch))
+                batch.clear()
+        if batch:
+            done += int(self._client.unlink(*batch))
+        return done
+
+    def subscribe(
+        self,
+        channel: str,
+        on_message: Callable[[bytes], None],
+        on_reset: Callable[[], None],
+    ) -> Subscription:
+        """Listen on `channel` in a daemon thread that reconnects by itself."""
+        return _Listener(self.url, channel, on_message, on_reset, self._timeout)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+
+class _Listener(Subscription):
+    """The pub/sub thread. Any connection trouble: reset (the caller clears its near cache),
+    wait a little, reconnect, subscribe again, reset again (messages sent meanwhile are lost)."""
+
+    def __init__(
+        self,
+        url: str,
+        channel: str,
+        on_message: Callable[[bytes], None],
+        on_reset: Callable[[], None],
+        timeout: float,
+    ) -> None:
+        # A listener waits for messages, so its reads may block longer than a command's; the
+        # health check PINGs an idle connection so a silently dead one is noticed.
+        self._read_timeout = max(1.0, timeout * 4)
+        self._client: redis.Redis[bytes] = redis.Redis.from_url(
+            url,
+            socket_timeout=self._read_timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=1,
+            client_name="wastate-listener",
+        )
+        self._channel = channel
+        self._on_message = on_message
+        self._on_reset = on_reset
+        self._stop = threading.Event()
+        self.connected = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wastate-cache-pubsub", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        delay = 0.05
+        while not self._stop.is_set():
+            pubsub = self._client.pubsub()
+            try:
+                pubsub.subscribe(self._channel)
+                confirmation = pubsub.get_message(timeout=self._read_timeout)
+                if confirmation is None or confirmation.get("type") != "subscribe":
+                    raise redis.ConnectionError("no subscription confirmation")
+                # Subscribed: from now on no message is missed; what we hold may be stale.
+                self._on_reset()
+                self.connected.set()
+                delay = 0.05
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=0.5)
+                    if message is not None and message.get("type") == "message":
+                        self._on_message(message["data"])
+            except Exception as exc:  # noqa: BLE001 - any failure: forget, back off, reconnect
+                if self.connected.is_set():
+                    log.warning("cache invalidation listener lost its connection: %s", exc)
+                self.connected.clear()
+                self._on_reset()
+                self._stop.wait(delay)
+                delay = min(delay * 2, _MAX_RECONNECT_DELAY)
+            finally:
+                try:
+                    pubsub.close()
+                except Exception:  # closing a broken connection may fail; it is gone anyway
+                    log.debug("pubsub close failed", exc_info=True)
+
+    def close(self) -> None:
+        """Stop the thread and close its connection."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._client.close()

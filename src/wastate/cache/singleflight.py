@@ -1,0 +1,57 @@
+"""Single flight: concurrent misses on one key in one process do the work once.
+
+The first caller (the leader) runs the load; callers arriving while it runs wait for its result
+instead of running their own. Used only for reads outside a transaction, where every caller would
+see the same committed rows anyway. If the leader fails, each waiter runs the load itself (it
+may succeed, and an error then belongs to its own call).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+__all__ = ["SingleFlight"]
+
+T = TypeVar("T")
+
+
+class _Call(Generic[T]):
+    __slots__ = ("done", "failed", "result")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: T | None = None
+        self.failed = False
+
+
+class SingleFlight(Generic[T]):
+    """Deduplicates concurrent calls per key."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: dict[str, _Call[T]] = {}
+
+    def do(self, key: str, load: Callable[[], T]) -> T:
+        """`load()`, run once for all callers asking for `key` at the same time."""
+        with self._lock:
+            call = self._calls.get(key)
+            leader = call is None
+            if call is None:
+                call = self._calls[key] = _Call()
+        if not leader:
+            call.done.wait()
+            if call.failed:
+                return load()
+            return call.result  # type: ignore[return-value]
+        try:
+            call.result = load()
+            return call.result
+        except BaseException:
+            call.failed = True
+            raise
+        finally:
+            with self._lock:
+                del self._calls[key]
+            call.done.set()
