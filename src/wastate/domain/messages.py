@@ -12,6 +12,12 @@ message reached the phone, which outweighs a failure report for the same message
 report a failed retry of a message that had already arrived). The failure is never lost: its
 timestamp, error and history row stay. `delivered` may be skipped (sent → read is legal);
 `played` (voice notes) follows `read`.
+
+Alongside the status, a record keeps what the events carry: the WhatsApp error of the earliest
+`failed` event, and the first `pricing`, `conversation` and `biz_opaque_callback_data` recorded
+(WhatsApp repeats the same objects on every status of a message; the history keeps each status's
+own copy). The SQL that applies these rules lives in `wastate.repositories.messages`; this module
+holds the order it is generated from.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from wastate.errors import InvalidInput
 
@@ -33,6 +39,7 @@ __all__ = [
     "NewMessage",
     "StatusEvent",
     "TrackedMessage",
+    "invalid_input_from",
     "parse_delivery_status",
 ]
 
@@ -106,6 +113,21 @@ def parse_delivery_status(value: object, *, field: str = "status") -> DeliverySt
     raise InvalidInput(field, f"unknown delivery status {value!r}; expected one of {known}")
 
 
+def invalid_input_from(exc: ValidationError, *, prefix: str = "") -> InvalidInput:
+    """The first problem of a pydantic `ValidationError` as `InvalidInput` naming its path.
+
+    Paths read like JSON paths: `entry[0].changes[0].value.statuses[1].timestamp`.
+    """
+    error = exc.errors(include_url=False)[0]
+    path = prefix
+    for part in error["loc"]:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return InvalidInput(path or "value", error["msg"])
+
+
 class MessageError(BaseModel):
     """WhatsApp's error for a failed message (`statuses[].errors[0]`)."""
 
@@ -137,7 +159,16 @@ class NewMessage(BaseModel):
     media_filename: str | None = Field(None, max_length=1024)
     media_caption: str | None = Field(None, max_length=4096)
     biz_opaque_callback_data: str | None = Field(None, max_length=4096)
+    error: MessageError | None = Field(
+        None, description="WhatsApp's error (a failed send, or an inbound `unsupported` message)"
+    )
     occurred_at: AwareDatetime | None = Field(None, description="when the status was reached")
+
+    @model_validator(mode="after")
+    def _has_an_id(self) -> NewMessage:
+        if self.meta_message_id is None and self.genesys_message_id is None:
+            raise ValueError("one of meta_message_id, genesys_message_id is required")
+        return self
 
 
 class StatusEvent(BaseModel):
@@ -153,6 +184,7 @@ class StatusEvent(BaseModel):
     conversation: dict[str, Any] | None = None
     biz_opaque_callback_data: str | None = None
     recipient_id: str | None = None
+    recipient_user_id: str | None = Field(None, description="business-scoped user id (`CC.…`)")
 
 
 class TrackedMessage(BaseModel):

@@ -1,0 +1,1068 @@
+"""Message tracking: tracked messages, their delivery status, its history, and parked events.
+
+All SQL of the message-tracking family lives here. The status rule (`wastate.domain.messages`:
+the stored status is the highest-ranked one seen, each status's time the earliest seen) is applied
+by the database in one statement per update or per batch, so concurrent updates of one message
+serialise on its row and none is lost: there is no read-modify-write in Python. The rank
+comparison is a `CASE` generated once, at import, from `STATUS_RANK`.
+
+PostgreSQL runs each batch as one statement over arrays (`unnest`): the events are matched to
+their messages, aggregated per message, applied with one `UPDATE … FROM`, and appended to the
+history with `INSERT … ON CONFLICT` that keeps the earliest event per (message, status). SQLite
+(one writer at a time: its transaction takes the write lock first) runs the same rules as Core
+statements, one `executemany` per step.
+
+Status events for a message that is not tracked yet (a webhook that overtakes its sender) are
+parked in `pending_status_events` and adopted by `track`. On PostgreSQL the two cannot miss each
+other: before parking, the updater inserts a transient probe row holding the unknown id in the
+message table's unique indexes, so a concurrent `track` of that id either commits first (and the
+updater applies the events to it) or waits for the parked events to commit (and adopts them in a
+statement that starts after the wait). The probe is deleted in the same transaction; no one else
+ever sees it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy import (
+    BigInteger,
+    Row,
+    String,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
+
+from wastate.db.base import UTCDateTime, table_of
+from wastate.db.tables import (
+    MessageJSON,
+    MessageStatusEvent,
+    MessageTrackingRow,
+    PendingStatusEvent,
+)
+from wastate.domain.clock import as_utc
+from wastate.domain.ids import normalize_wa_id, require_external_id
+from wastate.domain.messages import (
+    STATUS_RANK,
+    DeliveryStatus,
+    MessageError,
+    NewMessage,
+    StatusEvent,
+    TrackedMessage,
+    invalid_input_from,
+    parse_delivery_status,
+)
+from wastate.errors import Conflict, InvalidInput
+from wastate.repositories.base import Database
+
+__all__ = ["MessageRepository", "StatusBatchResult"]
+
+_T = table_of(MessageTrackingRow)
+_H = table_of(MessageStatusEvent)
+_P = table_of(PendingStatusEvent)
+_FAILED = DeliveryStatus.FAILED.value
+_AT_COLUMNS = [status.timestamp_field for status in DeliveryStatus]
+_ERROR_FIELDS = ("code", "title", "message", "details")
+_PAYLOAD_KEYS = (
+    "pricing",
+    "conversation",
+    "biz_opaque_callback_data",
+    "recipient_id",
+    "recipient_user_id",
+)
+_MODEL_COLUMNS = [column.name for column in _T.columns if column.name != "id"]
+_MAX_PAGE = 1000
+_PARK_ATTEMPTS = 5
+
+
+class StatusBatchResult(BaseModel):
+    """What `apply_status_events` did: the records it touched and the ids it parked."""
+
+    model_config = ConfigDict(frozen=True)
+
+    messages: list[TrackedMessage]
+    """Each touched record after the batch, once, in the order its first event came."""
+    applied: int
+    """Events matched to a tracked message (duplicates included: they change nothing)."""
+    pending: list[str]
+    """External ids with no tracked message; their events were parked for `track` to adopt."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    """A validated status event, ready to bind."""
+
+    ext: str
+    status: DeliveryStatus
+    at: datetime
+    error: MessageError | None
+    payload: dict[str, Any] | None
+
+    def error_field(self, name: str) -> Any:
+        return None if self.error is None else getattr(self.error, name)
+
+    def payload_json(self) -> str | None:
+        return None if self.payload is None else json.dumps(self.payload, separators=(",", ":"))
+
+
+# --------------------------------------------------------------------------- PostgreSQL SQL
+
+
+def _pg_rank(expression: str) -> str:
+    whens = " ".join(f"WHEN '{status.value}' THEN {rank}" for status, rank in STATUS_RANK.items())
+    return f"(CASE {expression} {whens} END)"
+
+
+_PG_ROW = ", ".join(column.name for column in _T.columns)
+_PG_ERROR_COLUMNS = ", ".join(f"error_{name}" for name in _ERROR_FIELDS)
+
+_PG_UNNEST_EVENTS = """
+    SELECT * FROM unnest(
+        CAST(:ext AS text[]), CAST(:status AS text[]), CAST(:at AS timestamptz[]),
+        CAST(:error_code AS int[]), CAST(:error_title AS text[]),
+        CAST(:error_message AS text[]), CAST(:error_details AS text[]),
+        CAST(:payload AS jsonb[])
+    ) WITH ORDINALITY AS e(ext, status, at, error_code, error_title, error_message,
+                           error_details, payload, ord)
+"""
+
+_PG_ADOPTED_EVENTS = f"""
+    DELETE FROM pending_status_events
+    WHERE tenant_id = :tenant AND external_id = ANY(CAST(:ids AS text[]))
+    RETURNING external_id AS ext, status, occurred_at AS at, {_PG_ERROR_COLUMNS}, payload,
+              id AS ord
+"""  # noqa: S608 - built from this module's constants only, as is all SQL text here
+
+
+def _pg_apply_sql(events: str) -> str:
+    """One statement: match `events` to messages, apply the rule per message, append history."""
+    per_status = ",\n".join(
+        f"min(at) FILTER (WHERE status = '{s.value}') AS {s.timestamp_field}"
+        for s in DeliveryStatus
+    )
+    first_error = ",\n".join(
+        f"(array_agg(error_{name} ORDER BY at, ord) FILTER (WHERE status = '{_FAILED}'))[1]"
+        f" AS error_{name}"
+        for name in _ERROR_FIELDS
+    )
+    earlier_failure = (
+        "a.failed_at IS NOT NULL AND (t.failed_at IS NULL OR a.failed_at < t.failed_at)"
+    )
+    set_times = ",\n".join(f"{c} = LEAST(t.{c}, a.{c})" for c in _AT_COLUMNS)
+    set_errors = ",\n".join(
+        f"error_{name} = CASE WHEN {earlier_failure} THEN a.error_{name} ELSE t.error_{name} END"
+        for name in _ERROR_FIELDS
+    )
+    changed = " OR ".join(
+        [f"a.top_rank > {_pg_rank('t.status')}"]
+        + [f"a.{c} < COALESCE(t.{c}, 'infinity')" for c in _AT_COLUMNS]
+        + [
+            "(t.pricing IS NULL AND a.pricing IS NOT NULL)",
+            "(t.conversation_info IS NULL AND a.conversation IS NOT NULL)",
+            "(t.biz_opaque_callback_data IS NULL AND a.callback IS NOT NULL)",
+        ]
+    )
+    history_errors = ",\n".join(f"error_{name} = excluded.error_{name}" for name in _ERROR_FIELDS)
+    # Built from this module's constants and DeliveryStatus values only: no input reaches it.
+    return f"""
+WITH ev AS ({events}),
+hit AS (
+    SELECT ev.*, {_pg_rank("ev.status")} AS rank, m.id AS message_id
+    FROM ev CROSS JOIN LATERAL (
+        SELECT t.id FROM message_tracking t
+        WHERE t.tenant_id = :tenant
+          AND (t.meta_message_id = ev.ext OR t.genesys_message_id = ev.ext)
+        ORDER BY COALESCE(t.meta_message_id = ev.ext, false) DESC
+        LIMIT 1
+    ) m
+),
+agg AS (
+    SELECT message_id,
+        max(rank) AS top_rank,
+        (array_agg(status ORDER BY rank DESC))[1] AS top_status,
+        {per_status},
+        {first_error},
+        (array_agg(payload -> 'pricing' ORDER BY ord)
+            FILTER (WHERE payload ? 'pricing'))[1] AS pricing,
+        (array_agg(payload -> 'conversation' ORDER BY ord)
+            FILTER (WHERE payload ? 'conversation'))[1] AS conversation,
+        (array_agg(payload ->> 'biz_opaque_callback_data' ORDER BY ord)
+            FILTER (WHERE payload ? 'biz_opaque_callback_data'))[1] AS callback
+    FROM hit GROUP BY message_id
+),
+upd AS (
+    UPDATE message_tracking t SET
+        status = CASE WHEN a.top_rank > {_pg_rank("t.status")} THEN a.top_status
+                      ELSE t.status END,
+        {set_times},
+        {set_errors},
+        pricing = COALESCE(t.pricing, a.pricing),
+        conversation_info = COALESCE(t.conversation_info, a.conversation),
+        biz_opaque_callback_data = COALESCE(t.biz_opaque_callback_data, a.callback),
+        updated_at = CASE WHEN {changed} THEN :now ELSE t.updated_at END
+    FROM agg a
+    WHERE t.id = a.message_id AND t.tenant_id = :tenant
+    RETURNING t.*
+),
+history AS (
+    INSERT INTO message_status_events AS h
+        (tenant_id, message_id, status, occurred_at, recorded_at, {_PG_ERROR_COLUMNS}, payload)
+    SELECT DISTINCT ON (message_id, status)
+        :tenant, message_id, status, at, :now, {_PG_ERROR_COLUMNS}, payload
+    FROM hit
+    ORDER BY message_id, status, at, ord
+    ON CONFLICT (tenant_id, message_id, status) DO UPDATE SET
+        occurred_at = excluded.occurred_at,
+        {history_errors},
+        payload = excluded.payload
+    WHERE excluded.occurred_at < h.occurred_at
+)
+SELECT {_PG_ROW} FROM upd
+"""  # noqa: S608
+
+
+_PG_APPLY = text(_pg_apply_sql(_PG_UNNEST_EVENTS)).columns(*_T.columns)
+_PG_ADOPT = text(_pg_apply_sql(_PG_ADOPTED_EVENTS)).columns(*_T.columns)
+
+_PG_PROBE = text(
+    """
+INSERT INTO message_tracking
+    (tenant_id, meta_message_id, genesys_message_id, direction, status, message_type,
+     created_at, updated_at)
+SELECT :tenant, x, x, 'outbound', 'queued', 'unknown', :now, :now
+FROM unnest(CAST(:ids AS text[])) AS x ORDER BY x
+ON CONFLICT DO NOTHING
+RETURNING id, meta_message_id
+"""
+)
+
+_PG_PARK = text(
+    f"""
+WITH ev AS ({_PG_UNNEST_EVENTS}),
+probes_gone AS (
+    DELETE FROM message_tracking
+    WHERE tenant_id = :tenant AND id = ANY(CAST(:probe_ids AS bigint[]))
+)
+INSERT INTO pending_status_events AS p
+    (tenant_id, external_id, status, occurred_at, recorded_at, {_PG_ERROR_COLUMNS}, payload)
+SELECT DISTINCT ON (ext, status)
+    :tenant, ext, status, at, :now, {_PG_ERROR_COLUMNS}, payload
+FROM ev
+ORDER BY ext, status, at, ord
+ON CONFLICT (tenant_id, external_id, status) DO UPDATE SET
+    occurred_at = excluded.occurred_at,
+    {", ".join(f"error_{name} = excluded.error_{name}" for name in _ERROR_FIELDS)},
+    payload = excluded.payload
+WHERE excluded.occurred_at < p.occurred_at
+"""  # noqa: S608
+)
+
+_INSERT_COLUMNS = [
+    "meta_message_id",
+    "genesys_message_id",
+    "conversation_id",
+    "wa_id",
+    "direction",
+    "status",
+    "message_type",
+    "media_type",
+    "media_url",
+    "media_id",
+    "media_mime_type",
+    "media_sha256",
+    "media_filename",
+    "media_caption",
+    "error_code",
+    "error_title",
+    "error_message",
+    "error_details",
+    "biz_opaque_callback_data",
+]
+_INSERT_ARRAY_TYPES = {"error_code": "int[]"}
+
+_UNNEST_INSERT_ARRAYS = ", ".join(
+    f"CAST(:{c} AS {_INSERT_ARRAY_TYPES.get(c, 'text[]')})" for c in _INSERT_COLUMNS
+)
+
+_PG_INSERT = text(
+    f"""
+WITH r AS (
+    SELECT * FROM unnest(
+        {_UNNEST_INSERT_ARRAYS},
+        CAST(:at AS timestamptz[])
+    ) WITH ORDINALITY AS r({", ".join(_INSERT_COLUMNS)}, at, ord)
+),
+ins AS (
+    INSERT INTO message_tracking
+        (tenant_id, {", ".join(_INSERT_COLUMNS)}, {", ".join(_AT_COLUMNS)}, created_at, updated_at)
+    SELECT :tenant, {", ".join(f"r.{c}" for c in _INSERT_COLUMNS)},
+        {", ".join(f"CASE WHEN r.status = '{s.value}' THEN r.at END" for s in DeliveryStatus)},
+        :now, :now
+    FROM r ORDER BY r.ord
+    ON CONFLICT DO NOTHING
+    RETURNING *
+),
+history AS (
+    INSERT INTO message_status_events
+        (tenant_id, message_id, status, occurred_at, recorded_at, {_PG_ERROR_COLUMNS}, payload)
+    SELECT tenant_id, id, status, COALESCE({", ".join(_AT_COLUMNS)}), :now,
+        {", ".join(f"CASE WHEN status = '{_FAILED}' THEN error_{n} END" for n in _ERROR_FIELDS)},
+        CASE WHEN biz_opaque_callback_data IS NOT NULL
+             THEN jsonb_build_object('biz_opaque_callback_data', biz_opaque_callback_data) END
+    FROM ins
+)
+SELECT {_PG_ROW} FROM ins
+"""  # noqa: S608
+).columns(*_T.columns)
+
+# --------------------------------------------------------------------------- SQLite statements
+
+
+def _rank(expression: ColumnElement[Any]) -> ColumnElement[int]:
+    return case({status.value: rank for status, rank in STATUS_RANK.items()}, value=expression)
+
+
+_by_pk = bindparam("e_pk", type_=BigInteger())
+_e_status = bindparam("e_status", type_=String())
+_e_at = bindparam("e_at", type_=UTCDateTime())
+_e_now = bindparam("e_now", type_=UTCDateTime())
+_e_pricing = bindparam("e_pricing", type_=MessageJSON)
+_e_conversation = bindparam("e_conversation", type_=MessageJSON)
+_e_callback = bindparam("e_callback", type_=String())
+_e_errors: dict[str, BindParameter[Any]] = {
+    name: bindparam(f"e_error_{name}") for name in _ERROR_FIELDS
+}
+
+
+def _earlier(column: ColumnElement[Any]) -> ColumnElement[bool]:
+    return or_(column.is_(None), _e_at < column)
+
+
+_newly = {
+    status.timestamp_field: and_(_e_status == status.value, _earlier(_T.c[status.timestamp_field]))
+    for status in DeliveryStatus
+}
+_first_failure = _newly[DeliveryStatus.FAILED.timestamp_field]
+_changed = or_(
+    _rank(_e_status) > _rank(_T.c.status),
+    *_newly.values(),
+    and_(_T.c.pricing.is_(None), _e_pricing.is_not(None)),
+    and_(_T.c.conversation_info.is_(None), _e_conversation.is_not(None)),
+    and_(_T.c.biz_opaque_callback_data.is_(None), _e_callback.is_not(None)),
+)
+
+_LITE_APPLY_ONE = (
+    update(_T)
+    .where(_T.c.id == _by_pk)
+    .values(
+        status=case((_rank(_e_status) > _rank(_T.c.status), _e_status), else_=_T.c.status),
+        **{
+            column: case((condition, _e_at), else_=_T.c[column])
+            for column, condition in _newly.items()
+        },
+        **{
+            f"error_{name}": case((_first_failure, param), else_=_T.c[f"error_{name}"])
+            for name, param in _e_errors.items()
+        },
+        pricing=func.coalesce(_T.c.pricing, _e_pricing),
+        conversation_info=func.coalesce(_T.c.conversation_info, _e_conversation),
+        biz_opaque_callback_data=func.coalesce(_T.c.biz_opaque_callback_data, _e_callback),
+        updated_at=case((_changed, _e_now), else_=_T.c.updated_at),
+    )
+)
+
+_lite_history_insert = sqlite.insert(_H)
+_LITE_HISTORY = _lite_history_insert.on_conflict_do_update(
+    index_elements=["tenant_id", "message_id", "status"],
+    set_={
+        "occurred_at": _lite_history_insert.excluded.occurred_at,
+        **{
+            f"error_{name}": _lite_history_insert.excluded[f"error_{name}"]
+            for name in _ERROR_FIELDS
+        },
+        "payload": _lite_history_insert.excluded.payload,
+    },
+    where=_lite_history_insert.excluded.occurred_at < _H.c.occurred_at,
+)
+_lite_pending_insert = sqlite.insert(_P)
+_LITE_PARK = _lite_pending_insert.on_conflict_do_update(
+    index_elements=["tenant_id", "external_id", "status"],
+    set_={
+        "occurred_at": _lite_pending_insert.excluded.occurred_at,
+        **{
+            f"error_{name}": _lite_pending_insert.excluded[f"error_{name}"]
+            for name in _ERROR_FIELDS
+        },
+        "payload": _lite_pending_insert.excluded.payload,
+    },
+    where=_lite_pending_insert.excluded.occurred_at < _P.c.occurred_at,
+)
+_LITE_INSERT = _T.insert()
+
+# --------------------------------------------------------------------------- shared reads
+
+_tenant = bindparam("tenant", type_=String())
+_ids: BindParameter[Any] = bindparam("ids", expanding=True)
+_one_id = bindparam("message_id", type_=String())
+
+_ROWS_BY_IDS = select(_T).where(
+    _T.c.tenant_id == _tenant,
+    or_(_T.c.meta_message_id.in_(_ids), _T.c.genesys_message_id.in_(_ids)),
+)
+_ROWS_BY_PKS = select(_T).where(_T.c.tenant_id == _tenant, _T.c.id.in_(_ids))
+
+
+def _resolve_one() -> Any:
+    """The row a message id names: its WhatsApp id first, else its contact-center id."""
+    return (
+        select(_T.c.id)
+        .where(
+            _T.c.tenant_id == _tenant,
+            or_(_T.c.meta_message_id == _one_id, _T.c.genesys_message_id == _one_id),
+        )
+        .order_by(case((_T.c.meta_message_id == _one_id, 0), else_=1))
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+_GET = select(_T).where(_T.c.tenant_id == _tenant, _T.c.id == _resolve_one())
+
+_HISTORY = (
+    select(_H, _T.c.meta_message_id, _T.c.genesys_message_id)
+    .join(_T, _T.c.id == _H.c.message_id)
+    .where(_H.c.tenant_id == _tenant, _H.c.message_id == _resolve_one())
+    .order_by(_H.c.occurred_at, _rank(_H.c.status))
+)
+
+_PENDING = (
+    select(_P)
+    .where(_P.c.tenant_id == _tenant, _P.c.external_id == _one_id)
+    .order_by(_P.c.occurred_at, _rank(_P.c.status))
+)
+_PENDING_FOR_IDS = select(_P).where(_P.c.tenant_id == _tenant, _P.c.external_id.in_(_ids))
+_DELETE_PENDING_PKS = delete(_P).where(_P.c.tenant_id == _tenant, _P.c.id.in_(_ids))
+
+_cursor_created = bindparam("cursor_created", type_=UTCDateTime())
+_cursor_pk = bindparam("cursor_pk", type_=BigInteger())
+_PAGE = (
+    select(_T)
+    .where(_T.c.tenant_id == _tenant, _T.c.conversation_id == bindparam("conversation_id"))
+    .order_by(_T.c.created_at.desc(), _T.c.id.desc())
+    .limit(bindparam("limit"))
+)
+_PAGE_BEFORE = _PAGE.where(
+    or_(
+        _T.c.created_at < _cursor_created,
+        and_(_T.c.created_at == _cursor_created, _T.c.id < _cursor_pk),
+    )
+)
+_CURSOR = select(_T.c.created_at, _T.c.id).where(
+    _T.c.tenant_id == _tenant, _T.c.id == _resolve_one()
+)
+
+_purge_ids = (
+    select(_P.c.id)
+    .where(_P.c.tenant_id == _tenant, _P.c.recorded_at < bindparam("cutoff", type_=UTCDateTime()))
+    .order_by(_P.c.recorded_at)
+    .limit(bindparam("limit"))
+    .scalar_subquery()
+)
+_PURGE_PENDING = delete(_P).where(_P.c.tenant_id == _tenant, _P.c.id.in_(_purge_ids))
+
+
+# --------------------------------------------------------------------------- conversions
+
+
+def _to_model(row: Row[Any], *, created: bool = False) -> TrackedMessage:
+    values = row._mapping
+    data = {name: values[name] for name in _MODEL_COLUMNS}
+    data["created"] = created
+    return TrackedMessage.model_validate(data)
+
+
+def _event_payload(event: StatusEvent) -> dict[str, Any] | None:
+    payload = {key: getattr(event, key) for key in _PAYLOAD_KEYS}
+    kept = {key: value for key, value in payload.items() if value is not None}
+    return kept or None
+
+
+def _status_entry(values: Mapping[Any, Any], message_id: str) -> StatusEvent:
+    """A history or parked-event row as the `StatusEvent` it records."""
+    payload = values["payload"] or {}
+    error = None
+    if any(values[f"error_{name}"] is not None for name in _ERROR_FIELDS):
+        error = MessageError(**{name: values[f"error_{name}"] for name in _ERROR_FIELDS})
+    return StatusEvent(
+        message_id=message_id,
+        status=DeliveryStatus(values["status"]),
+        at=as_utc(values["occurred_at"]),
+        error=error,
+        **{key: payload.get(key) for key in _PAYLOAD_KEYS},
+    )
+
+
+def _require_aware(value: datetime, field: str) -> datetime:
+    if not isinstance(value, datetime):
+        raise InvalidInput(field, f"must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput(field, "must be timezone-aware")
+    return as_utc(value)
+
+
+def _new_message(value: NewMessage | Mapping[str, Any], field: str) -> NewMessage:
+    """A validated `NewMessage`; ids checked, `wa_id` normalised. Else `InvalidInput`."""
+    if isinstance(value, NewMessage):
+        message = value
+    elif isinstance(value, Mapping):
+        try:
+            message = NewMessage.model_validate(value)
+        except ValidationError as exc:
+            raise invalid_input_from(exc, prefix=field) from exc
+    else:
+        raise InvalidInput(field, f"must be a NewMessage, got {type(value).__name__}")
+    for name in ("meta_message_id", "genesys_message_id"):
+        external = getattr(message, name)
+        if external is not None:
+            require_external_id(external, field=f"{field}.{name}" if field else name)
+    if message.wa_id is not None:
+        wa_id = normalize_wa_id(message.wa_id, field=f"{field}.wa_id" if field else "wa_id")
+        if wa_id != message.wa_id:
+            message = message.model_copy(update={"wa_id": wa_id})
+    return message
+
+
+def _status_event(value: StatusEvent | Mapping[str, Any], field: str, now: datetime) -> _Event:
+    if isinstance(value, StatusEvent):
+        event = value
+    elif isinstance(value, Mapping):
+        try:
+            event = StatusEvent.model_validate(value)
+        except ValidationError as exc:
+            raise invalid_input_from(exc, prefix=field) from exc
+    else:
+        raise InvalidInput(field, f"must be a StatusEvent, got {type(value).__name__}")
+    ext = require_external_id(event.message_id, field=f"{field}.message_id")
+    at = now if event.at is None else as_utc(event.at)
+    return _Event(ext, event.status, at, event.error, _event_payload(event))
+
+
+# --------------------------------------------------------------------------- the repository
+
+
+class MessageRepository:
+    """Tracked WhatsApp messages of one tenant, by WhatsApp id (`wamid…`) or contact-center id.
+
+    Every method accepts either external id. Writes run in the unit of work's transaction.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._postgres = db.dialect_name == "postgresql"
+
+    # ----------------------------------------------------------------- tracking
+
+    def track(self, message: NewMessage | Mapping[str, Any]) -> TrackedMessage:
+        """Start tracking `message`; idempotent on either external id within the tenant.
+
+        A duplicate (either id already tracked) returns the stored record with `created=False`
+        and writes nothing; ids that contradict the stored record's raise `Conflict`. A new
+        record adopts any status events parked for its ids (see `update_status`).
+        """
+        return self.track_many([message])[0]
+
+    def track_many(
+        self, messages: Iterable[NewMessage | Mapping[str, Any]]
+    ) -> list[TrackedMessage]:
+        """`track` for a batch, in one statement (PostgreSQL) or one `executemany` (SQLite).
+
+        Returns one record per input, in input order; an input repeating an earlier one's id is
+        a duplicate of it.
+        """
+        items = [_new_message(value, f"messages[{index}]") for index, value in enumerate(messages)]
+        if not items:
+            return []
+        now = self._db.now()
+        insert = self._pg_insert if self._postgres else self._lite_insert
+        inserted = insert(items, now)
+        if inserted:
+            adopted = self._adopt(inserted, now)
+            inserted = [adopted.get(row.id, row) for row in inserted]
+        return self._results(items, inserted)
+
+    def _results(self, items: list[NewMessage], inserted: list[Row[Any]]) -> list[TrackedMessage]:
+        """One record per input: its inserted row (created) or the stored one (duplicate)."""
+        by_meta: dict[str, tuple[Row[Any], bool]] = {}
+        by_genesys: dict[str, tuple[Row[Any], bool]] = {}
+
+        def remember(row: Row[Any], created: bool) -> None:
+            if row.meta_message_id is not None:
+                by_meta.setdefault(row.meta_message_id, (row, created))
+            if row.genesys_message_id is not None:
+                by_genesys.setdefault(row.genesys_message_id, (row, created))
+
+        for row in inserted:
+            remember(row, True)
+        missing = {
+            external
+            for item in items
+            for external in (item.meta_message_id, item.genesys_message_id)
+            if external is not None and external not in by_meta and external not in by_genesys
+        }
+        if missing:
+            for row in self._db.read(
+                _ROWS_BY_IDS, {"tenant": self._db.tenant_id, "ids": sorted(missing)}
+            ):
+                remember(row, False)
+        results: list[TrackedMessage] = []
+        claimed: set[int] = set()
+        for index, item in enumerate(items):
+            found = (by_meta.get(item.meta_message_id) if item.meta_message_id else None) or (
+                by_genesys.get(item.genesys_message_id) if item.genesys_message_id else None
+            )
+            if found is None:  # pragma: no cover - the row was deleted under our feet
+                raise Conflict(f"messages[{index}]: tracked concurrently and deleted again")
+            row, created = found
+            _check_same_message(item, row, index)
+            first = created and row.id not in claimed
+            claimed.add(row.id)
+            results.append(_to_model(row, created=first))
+        return results
+
+    def _pg_insert(self, items: list[NewMessage], now: datetime) -> list[Row[Any]]:
+        # Sorted by id so concurrent batches take the unique-index locks in one order.
+        ordered = sorted(items, key=lambda m: (m.meta_message_id or "", m.genesys_message_id or ""))
+        params: dict[str, Any] = {c: [] for c in _INSERT_COLUMNS}
+        params["at"] = []
+        for item in ordered:
+            row = _insert_values(item, now)
+            for column in _INSERT_COLUMNS:
+                params[column].append(row[column])
+            params["at"].append(row["at"])
+        params.update(tenant=self._db.tenant_id, now=now)
+        return list(self._db.write(_PG_INSERT, params))
+
+    def _lite_insert(self, items: list[NewMessage], now: datetime) -> list[Row[Any]]:
+        tenant = self._db.tenant_id
+        ids = sorted(
+            {x for m in items for x in (m.meta_message_id, m.genesys_message_id) if x is not None}
+        )
+        # The write lock first (BEGIN IMMEDIATE): nothing can be tracked between check and insert.
+        taken = {
+            external
+            for row in self._db.write(_ROWS_BY_IDS, {"tenant": tenant, "ids": ids})
+            for external in (row.meta_message_id, row.genesys_message_id)
+            if external is not None
+        }
+        fresh: list[dict[str, Any]] = []
+        for item in items:
+            mine = [x for x in (item.meta_message_id, item.genesys_message_id) if x is not None]
+            if any(x in taken for x in mine):
+                continue
+            taken.update(mine)
+            values = _insert_values(item, now)
+            at = values.pop("at")
+            values.update(
+                dict.fromkeys(_AT_COLUMNS),
+                tenant_id=tenant,
+                created_at=now,
+                updated_at=now,
+                pricing=None,
+                conversation_info=None,
+            )
+            values[item.status.timestamp_field] = at
+            fresh.append(values)
+        if not fresh:
+            return []
+        self._db.write(_LITE_INSERT, fresh)
+        new_ids = sorted(
+            {x for v in fresh for x in (v["meta_message_id"], v["genesys_message_id"]) if x}
+        )
+        rows = list(self._db.write(_ROWS_BY_IDS, {"tenant": tenant, "ids": new_ids}))
+        self._lite_history(
+            [
+                (
+                    row.id,
+                    _Event(
+                        ext="",
+                        status=DeliveryStatus(row.status),
+                        at=as_utc(row._mapping[DeliveryStatus(row.status).timestamp_field]),
+                        error=_row_error(row) if row.status == _FAILED else None,
+                        payload=(
+                            {"biz_opaque_callback_data": row.biz_opaque_callback_data}
+                            if row.biz_opaque_callback_data is not None
+                            else None
+                        ),
+                    ),
+                )
+                for row in rows
+            ],
+            now,
+        )
+        return rows
+
+    def _adopt(self, rows: list[Row[Any]], now: datetime) -> dict[int, Row[Any]]:
+        """Apply and delete the events parked for the new rows' ids; the changed rows by pk."""
+        ids = sorted(
+            {x for row in rows for x in (row.meta_message_id, row.genesys_message_id) if x}
+        )
+        tenant = self._db.tenant_id
+        if self._postgres:
+            # Its own statement, after the insert: parked events committed while the insert
+            # waited on a probe row are visible only to a statement that starts later.
+            changed = self._db.write(_PG_ADOPT, {"tenant": tenant, "ids": ids, "now": now})
+            return {row.id: row for row in changed}
+        parked = list(self._db.write(_PENDING_FOR_IDS, {"tenant": tenant, "ids": ids}))
+        if not parked:
+            return {}
+        events = [_parked_event(row) for row in parked]
+        touched = self._lite_apply(events, now)
+        self._db.write(_DELETE_PENDING_PKS, {"tenant": tenant, "ids": [r.id for r in parked]})
+        return {row.id: row for row in touched}
+
+    # ----------------------------------------------------------------- status updates
+
+    def update_status(
+        self,
+        message_id: str,
+        status: DeliveryStatus | str,
+        *,
+        at: datetime | None = None,
+        error: MessageError | Mapping[str, Any] | None = None,
+    ) -> TrackedMessage | None:
+        """Apply one status event to the message with this WhatsApp or contact-center id.
+
+        The status moves only forward (`STATUS_RANK`), the status's time is the earliest seen,
+        `failed` keeps its error. Returns the record after the update, or None when no message
+        has this id in the tenant: the event is then parked and applied when `track` sees the id.
+        """
+        event = StatusEvent.model_construct(
+            message_id=require_external_id(message_id, field="message_id"),
+            status=parse_delivery_status(status),
+            at=None if at is None else _require_aware(at, "at"),
+            error=_message_error(error),
+        )
+        result = self.apply_status_events([event])
+        return result.messages[0] if result.messages else None
+
+    def apply_status_events(
+        self, events: Iterable[StatusEvent | Mapping[str, Any]]
+    ) -> StatusBatchResult:
+        """Apply a batch of status events (any order, duplicates welcome) in one statement.
+
+        The outcome does not depend on the order or grouping of the events. Events whose id no
+        tracked message has are parked (`pending`), never an error.
+        """
+        now = self._db.now()
+        batch = [_status_event(value, f"events[{i}]", now) for i, value in enumerate(events)]
+        if not batch:
+            return StatusBatchResult(messages=[], applied=0, pending=[])
+        if self._postgres:
+            rows, missed = self._pg_apply(batch, now)
+        else:
+            rows, missed = self._lite_apply_and_park(batch, now)
+        by_pk = {row.id: row for row in rows}
+        order: dict[int, Row[Any]] = {}
+        known: dict[str, int] = {}
+        for row in rows:
+            for external in (row.genesys_message_id, row.meta_message_id):
+                if external is not None:
+                    known[external] = row.id
+        for event in batch:
+            pk = known.get(event.ext)
+            if pk is not None and pk not in order:
+                order[pk] = by_pk[pk]
+        missed_ids = sorted({event.ext for event in missed})
+        return StatusBatchResult(
+            messages=[_to_model(row) for row in order.values()],
+            applied=len(batch) - len(missed),
+            pending=missed_ids,
+        )
+
+    def _pg_apply(self, batch: list[_Event], now: datetime) -> tuple[list[Row[Any]], list[_Event]]:
+        tenant = self._db.tenant_id
+        rows = list(self._db.write(_PG_APPLY, _pg_event_params(batch, tenant, now)))
+        missed = _unmatched(batch, rows)
+        parked: list[_Event] = []
+        for _attempt in range(_PARK_ATTEMPTS):
+            if not missed:
+                return rows, parked
+            ids = sorted({event.ext for event in missed})
+            probes = list(self._db.write(_PG_PROBE, {"tenant": tenant, "ids": ids, "now": now}))
+            probed = {row.meta_message_id for row in probes}
+            park = [event for event in missed if event.ext in probed]
+            if park:
+                params = _pg_event_params(park, tenant, now)
+                params["probe_ids"] = [row.id for row in probes]
+                self._db.write(_PG_PARK, params)
+                parked.extend(park)
+            # A probe that hit an existing row: the id was tracked and committed meanwhile.
+            retry = [event for event in missed if event.ext not in probed]
+            if not retry:
+                return rows, parked
+            again = list(self._db.write(_PG_APPLY, _pg_event_params(retry, tenant, now)))
+            rows = _merge_rows(rows, again)
+            missed = _unmatched(retry, again)
+        raise Conflict(  # pragma: no cover - needs ids tracked and deleted again, repeatedly
+            f"message ids {sorted({e.ext for e in missed})} appear and vanish concurrently"
+        )
+
+    def _lite_apply_and_park(
+        self, batch: list[_Event], now: datetime
+    ) -> tuple[list[Row[Any]], list[_Event]]:
+        tenant = self._db.tenant_id
+        ids = sorted({event.ext for event in batch})
+        # A write first: the transaction holds SQLite's write lock from the lookup on.
+        targets = _targets(self._db.write(_ROWS_BY_IDS, {"tenant": tenant, "ids": ids}))
+        known = [(targets[e.ext], e) for e in batch if e.ext in targets]
+        missed = [e for e in batch if e.ext not in targets]
+        rows = self._lite_apply_resolved(known, now) if known else []
+        if missed:
+            self._db.write(
+                _LITE_PARK,
+                [
+                    {
+                        "tenant_id": tenant,
+                        "external_id": e.ext,
+                        "status": e.status.value,
+                        "occurred_at": e.at,
+                        "recorded_at": now,
+                        **{f"error_{n}": e.error_field(n) for n in _ERROR_FIELDS},
+                        "payload": e.payload,
+                    }
+                    for e in missed
+                ],
+            )
+        return rows, missed
+
+    def _lite_apply(self, events: list[_Event], now: datetime) -> list[Row[Any]]:
+        tenant = self._db.tenant_id
+        ids = sorted({event.ext for event in events})
+        targets = _targets(self._db.write(_ROWS_BY_IDS, {"tenant": tenant, "ids": ids}))
+        known = [(targets[e.ext], e) for e in events if e.ext in targets]
+        return self._lite_apply_resolved(known, now) if known else []
+
+    def _lite_apply_resolved(
+        self, known: list[tuple[int, _Event]], now: datetime
+    ) -> list[Row[Any]]:
+        self._db.write(
+            _LITE_APPLY_ONE,
+            [
+                {
+                    "e_pk": pk,
+                    "e_status": e.status.value,
+                    "e_at": e.at,
+                    "e_now": now,
+                    "e_pricing": (e.payload or {}).get("pricing"),
+                    "e_conversation": (e.payload or {}).get("conversation"),
+                    "e_callback": (e.payload or {}).get("biz_opaque_callback_data"),
+                    **{f"e_error_{n}": e.error_field(n) for n in _ERROR_FIELDS},
+                }
+                for pk, e in known
+            ],
+        )
+        self._lite_history(known, now)
+        pks = sorted({pk for pk, _ in known})
+        return list(self._db.write(_ROWS_BY_PKS, {"tenant": self._db.tenant_id, "ids": pks}))
+
+    def _lite_history(self, known: Sequence[tuple[int, _Event]], now: datetime) -> None:
+        if not known:
+            return
+        self._db.write(
+            _LITE_HISTORY,
+            [
+                {
+                    "tenant_id": self._db.tenant_id,
+                    "message_id": pk,
+                    "status": e.status.value,
+                    "occurred_at": e.at,
+                    "recorded_at": now,
+                    **{f"error_{n}": e.error_field(n) for n in _ERROR_FIELDS},
+                    "payload": e.payload,
+                }
+                for pk, e in known
+            ],
+        )
+
+    # ----------------------------------------------------------------- reads
+
+    def get(self, message_id: str) -> TrackedMessage | None:
+        """The record with this WhatsApp id (first) or contact-center id, or None."""
+        external = require_external_id(message_id, field="message_id")
+        row = self._db.read(_GET, {"tenant": self._db.tenant_id, "message_id": external}).first()
+        return None if row is None else _to_model(row)
+
+    def for_conversation(
+        self, conversation_id: str, *, limit: int = 50, before: str | None = None
+    ) -> list[TrackedMessage]:
+        """A conversation's messages, newest first, `limit` at most (keyset pagination).
+
+        Pass the last message id of a page as `before` for the next page; an unknown `before`
+        raises `InvalidInput`.
+        """
+        if not isinstance(conversation_id, str) or not conversation_id:
+            raise InvalidInput("conversation_id", "must be a non-empty string")
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= _MAX_PAGE:
+            raise InvalidInput("limit", f"must be an integer from 1 to {_MAX_PAGE}")
+        params: dict[str, Any] = {
+            "tenant": self._db.tenant_id,
+            "conversation_id": conversation_id,
+            "limit": limit,
+        }
+        statement = _PAGE
+        if before is not None:
+            cursor_id = require_external_id(before, field="before")
+            cursor = self._db.read(
+                _CURSOR, {"tenant": self._db.tenant_id, "message_id": cursor_id}
+            ).first()
+            if cursor is None:
+                raise InvalidInput("before", f"no message {cursor_id!r} in this tenant")
+            params.update(cursor_created=cursor.created_at, cursor_pk=cursor.id)
+            statement = _PAGE_BEFORE
+        return [_to_model(row) for row in self._db.read(statement, params)]
+
+    def history(self, message_id: str) -> list[StatusEvent]:
+        """The message's status events, one per status (the earliest), oldest first."""
+        external = require_external_id(message_id, field="message_id")
+        rows = self._db.read(_HISTORY, {"tenant": self._db.tenant_id, "message_id": external})
+        return [
+            _status_entry(row._mapping, row.meta_message_id or row.genesys_message_id)
+            for row in rows
+        ]
+
+    def pending(self, message_id: str) -> list[StatusEvent]:
+        """Status events parked for an id no tracked message has (yet), oldest first."""
+        external = require_external_id(message_id, field="message_id")
+        rows = self._db.read(_PENDING, {"tenant": self._db.tenant_id, "message_id": external})
+        return [_status_entry(row._mapping, row.external_id) for row in rows]
+
+    def purge_pending(self, older_than: timedelta, *, limit: int = 1000) -> int:
+        """Delete up to `limit` parked events recorded more than `older_than` ago; how many."""
+        if not isinstance(older_than, timedelta) or older_than < timedelta(0):
+            raise InvalidInput("older_than", "must be a non-negative timedelta")
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise InvalidInput("limit", "must be a positive integer")
+        cutoff = self._db.now() - older_than
+        result = self._db.write(
+            _PURGE_PENDING, {"tenant": self._db.tenant_id, "cutoff": cutoff, "limit": limit}
+        )
+        return int(result.rowcount)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _insert_values(item: NewMessage, now: datetime) -> dict[str, Any]:
+    error = item.error
+    return {
+        "meta_message_id": item.meta_message_id,
+        "genesys_message_id": item.genesys_message_id,
+        "conversation_id": item.conversation_id,
+        "wa_id": item.wa_id,
+        "direction": item.direction.value,
+        "status": item.status.value,
+        "message_type": item.message_type.value,
+        "media_type": item.media_type,
+        "media_url": item.media_url,
+        "media_id": item.media_id,
+        "media_mime_type": item.media_mime_type,
+        "media_sha256": item.media_sha256,
+        "media_filename": item.media_filename,
+        "media_caption": item.media_caption,
+        "error_code": None if error is None else error.code,
+        "error_title": None if error is None else error.title,
+        "error_message": None if error is None else error.message,
+        "error_details": None if error is None else error.details,
+        "biz_opaque_callback_data": item.biz_opaque_callback_data,
+        "at": now if item.occurred_at is None else as_utc(item.occurred_at),
+    }
+
+
+def _check_same_message(item: NewMessage, row: Row[Any], index: int) -> None:
+    """A duplicate must not contradict the stored ids (one id naming two messages)."""
+    for name in ("meta_message_id", "genesys_message_id"):
+        given, stored = getattr(item, name), getattr(row, name)
+        if given is not None and stored is not None and given != stored:
+            raise Conflict(
+                f"messages[{index}]: {name} {given!r} differs from the tracked message's"
+                f" {stored!r}, which shares its other id",
+                constraint=f"uq_message_tracking_tenant_id_{name}",
+            )
+
+
+def _message_error(value: MessageError | Mapping[str, Any] | None) -> MessageError | None:
+    if value is None or isinstance(value, MessageError):
+        return value
+    if isinstance(value, Mapping):
+        try:
+            return MessageError.model_validate(value)
+        except ValidationError as exc:
+            raise invalid_input_from(exc, prefix="error") from exc
+    raise InvalidInput("error", f"must be a MessageError, got {type(value).__name__}")
+
+
+def _row_error(row: Row[Any]) -> MessageError | None:
+    values = row._mapping
+    if all(values[f"error_{name}"] is None for name in _ERROR_FIELDS):
+        return None
+    return MessageError(**{name: values[f"error_{name}"] for name in _ERROR_FIELDS})
+
+
+def _parked_event(row: Row[Any]) -> _Event:
+    return _Event(
+        ext=row.external_id,
+        status=DeliveryStatus(row.status),
+        at=as_utc(row.occurred_at),
+        error=_row_error(row),
+        payload=row.payload,
+    )
+
+
+def _targets(rows: Iterable[Row[Any]]) -> dict[str, int]:
+    """External id -> row pk; a WhatsApp id wins over a contact-center id."""
+    targets: dict[str, int] = {}
+    listed = list(rows)
+    for row in listed:
+        if row.genesys_message_id is not None:
+            targets[row.genesys_message_id] = row.id
+    for row in listed:
+        if row.meta_message_id is not None:
+            targets[row.meta_message_id] = row.id
+    return targets
+
+
+def _pg_event_params(batch: Sequence[_Event], tenant: str, now: datetime) -> dict[str, Any]:
+    return {
+        "tenant": tenant,
+        "now": now,
+        "ext": [e.ext for e in batch],
+        "status": [e.status.value for e in batch],
+        "at": [e.at for e in batch],
+        **{f"error_{n}": [e.error_field(n) for e in batch] for n in _ERROR_FIELDS},
+        "payload": [e.payload_json() for e in batch],
+    }
+
+
+def _unmatched(batch: Sequence[_Event], rows: Sequence[Row[Any]]) -> list[_Event]:
+    seen = {x for row in rows for x in (row.meta_message_id, row.genesys_message_id) if x}
+    return [event for event in batch if event.ext not in seen]
+
+
+def _merge_rows(first: list[Row[Any]], later: list[Row[Any]]) -> list[Row[Any]]:
+    merged = {row.id: row for row in first}
+    merged.update((row.id, row) for row in later)
+    return list(merged.values())
