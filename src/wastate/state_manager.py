@@ -530,7 +530,8 @@ def _parse_session(
         raise InvalidInput("session.invalid_reason", f"must be a string or null, got {reason!r}")
     account_info: dict[str, Any] | None = None
     account_updated_at = None
-    if account is not None:
+    # The all-null document is what "no account info yet" exports as: import it as that.
+    if account is not None and any(value is not None for value in account.values()):
         account_updated_at = _parse_time(account.get("last_updated"), "account_info.last_updated")
         account_info = _account_payload(account)
     return ClientSessionState(
