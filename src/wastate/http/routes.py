@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import importlib
 import json
 from dataclasses import asdict, is_dataclass
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import AwareDatetime, BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_camel
 from starlette.concurrency import run_in_threadpool
 
+from wastate import webhooks
 from wastate.http.config import HttpConfig
 from wastate.http.errors import ApiError, ErrorBody, FieldProblem, error_response
 from wastate.http.health import HealthChecker
@@ -38,7 +37,6 @@ from wastate.http.schemas import (
     TrackMessageRequest,
     WebhookAck,
     camelize,
-    iso,
     mapping_body,
     message_body,
 )
@@ -248,24 +246,25 @@ def build_router(
         conversation_id: ConversationIdPath,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         before: Annotated[
-            AwareDatetime | None,
+            str | None,
             Query(
-                description="only messages created before this time (the previous page's "
-                "`nextBefore`)"
+                min_length=1,
+                max_length=256,
+                description="a message id: the page after it (the previous page's `nextBefore`)",
             ),
         ] = None,
     ) -> JSONResponse:
         tenant = resolver.resolve(request)
         with unit_of_work(tenant) as uow:
-            messages = list(
-                uow.messages.for_conversation(conversation_id, limit=limit, before=before)
-            )
-        next_before: datetime | None = messages[-1].created_at if len(messages) == limit else None
+            messages = uow.messages.for_conversation(conversation_id, limit=limit, before=before)
+        last = messages[-1] if len(messages) == limit else None
         return JSONResponse(
             {
                 "conversationId": conversation_id,
                 "messages": [message_body(message) for message in messages],
-                "nextBefore": iso(next_before),
+                "nextBefore": None
+                if last is None
+                else (last.meta_message_id or last.genesys_message_id),
             }
         )
 
@@ -275,8 +274,14 @@ def build_router(
         "/webhooks/whatsapp",
         tags=["webhooks"],
         summary="Meta's subscription handshake: echoes hub.challenge for the right verify token",
-        response_class=PlainTextResponse,
-        responses={200: {"content": {"text/plain": {}}}, **_errors(403, 422)},
+        response_model=None,
+        responses={
+            200: {
+                "description": "the challenge, echoed",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
+            **_errors(403, 422),
+        },
     )
     def webhook_handshake(
         mode: Annotated[str, Query(alias="hub.mode", max_length=64)],
@@ -325,8 +330,6 @@ def build_router(
         return await run_in_threadpool(_ingest, request, payload, signed)
 
     def _ingest(request: Request, payload: dict[str, Any], signed: bool) -> JSONResponse:
-        # Imported on first use: webhook parsing is not needed to serve the state routes.
-        webhooks = importlib.import_module("wastate.webhooks")
         tenant = resolver.tenant(resolver.caller(request, key_optional=signed))
         with unit_of_work(tenant) as uow:
             report = webhooks.ingest(uow, payload)

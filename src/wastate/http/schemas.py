@@ -217,7 +217,8 @@ class StatusUpdateBody(_Camel):
 
 
 class MessagePage(_Camel):
-    """A page of a conversation's messages, newest first; pass `nextBefore` for the next page."""
+    """A page of a conversation's messages, newest first; `nextBefore` (a message id, when the
+    page is full) asks for the next page."""
 
     conversation_id: str
     messages: list[MessageBody]
