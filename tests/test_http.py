@@ -541,3 +541,17 @@ def test_the_openapi_schema_is_served_with_every_route(client: TestClient) -> No
         "/health",
         "/webhooks/whatsapp",
     } <= paths.keys()
+
+
+def test_lookups_still_answer_when_redis_is_down(
+    make_client: Callable[..., TestClient],
+    make_store: Callable[..., wastate.Store],
+    database_url: str,
+    tenant: str,
+) -> None:
+    """The seed failed every lookup in a Redis outage; here they answer from the database."""
+    client = make_client(make_store(database_url, "redis://127.0.0.1:1/0"))
+    first = client.get(f"/state/mapping/{WA}", headers=scoped(tenant))
+    second = client.get(f"/state/mapping/{WA}", headers=scoped(tenant))
+    assert first.status_code == second.status_code == 200
+    assert first.json()["conversationId"] == second.json()["conversationId"]

@@ -6,11 +6,9 @@ database when Redis is down — so a cache outage is a 200 `degraded`.
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
-import redis
 from sqlalchemy import text
 
 from wastate.store import Store
@@ -34,8 +32,6 @@ class HealthChecker:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._redis: redis.Redis[bytes] | None = None
-        self._lock = threading.Lock()
 
     def report(self) -> tuple[int, dict[str, Any]]:
         """The HTTP status and the body of `/health`."""
@@ -58,11 +54,7 @@ class HealthChecker:
         return code, body
 
     def close(self) -> None:
-        """Close the probe's own Redis connection, if it opened one."""
-        with self._lock:
-            client, self._redis = self._redis, None
-        if client is not None:
-            client.close()
+        """Nothing of its own to release (the probes use the store's connections)."""
 
     def _database(self) -> dict[str, Any]:
         backend = self._store.engine.dialect.name
@@ -71,38 +63,30 @@ class HealthChecker:
             with self._store.engine.connect() as connection:
                 connection.execute(_SELECT_ONE)
         except Exception as exc:  # noqa: BLE001 - any failure is "down", reported in the body
-            return {
-                "status": "down",
-                "latencyMs": _elapsed_ms(started),
-                "backend": backend,
-                "error": _one_line(exc),
-            }
-        return {"status": "up", "latencyMs": _elapsed_ms(started), "backend": backend}
+            return _down(started, backend, exc)
+        return _up(started, backend)
 
     def _cache(self) -> dict[str, Any]:
-        url = self._store.settings.cache_url
-        backend = url.partition("://")[0]
+        backend_name = self._store.settings.cache_url.partition("://")[0]
         started = time.perf_counter()
-        ping = getattr(self._store, "ping_cache", None)
+        # The raw backend, not the circuit-broken view the repositories use: health must see
+        # Redis's real state, not the breaker's memory of it.
+        backend = self._store.mapping_cache.backend
         try:
-            if callable(ping):
-                ping()
-            elif backend in ("redis", "rediss", "unix"):
-                self._redis_client(url).ping()
+            backend.ping()
         except Exception as exc:  # noqa: BLE001 - any failure is "down", reported in the body
-            return {
-                "status": "down",
-                "latencyMs": _elapsed_ms(started),
-                "backend": backend,
-                "error": _one_line(exc),
-            }
-        return {"status": "up", "latencyMs": _elapsed_ms(started), "backend": backend}
+            return _down(started, backend_name, exc)
+        return _up(started, backend_name)
 
-    def _redis_client(self, url: str) -> redis.Redis[bytes]:
-        with self._lock:
-            if self._redis is None:
-                timeout = self._store.settings.cache_timeout_seconds
-                self._redis = redis.Redis.from_url(
-                    url, socket_timeout=timeout, socket_connect_timeout=timeout
-                )
-            return self._redis
+
+def _up(started: float, backend: str) -> dict[str, Any]:
+    return {"status": "up", "latencyMs": _elapsed_ms(started), "backend": backend}
+
+
+def _down(started: float, backend: str, exc: BaseException) -> dict[str, Any]:
+    return {
+        "status": "down",
+        "latencyMs": _elapsed_ms(started),
+        "backend": backend,
+        "error": _one_line(exc),
+    }
