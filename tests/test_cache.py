@@ -1,0 +1,477 @@
+"""The cache layer: backends, registry, near cache, single flight, and the caching decorator's
+rules (fill after commit, nothing from a rollback, invalidation, contact names, activity)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import redis
+from sqlalchemy import event
+
+import wastate
+from wastate.cache import (
+    CachedMappingRepository,
+    NearCache,
+    NullCache,
+    SingleFlight,
+    backend_class,
+    open_cache,
+)
+from wastate.cache.memory import MemoryCache
+from wastate.cache.redis import RedisCache
+from wastate.domain.mappings import ConversationMapping, MappingStatus
+from wastate.errors import ConfigurationError
+from wastate.repositories.mappings import SqlMappingRepository
+from wastate.settings import Settings
+
+WA = "+919876543210"
+
+
+class FakeClock:
+    """A settable clock for the store (activity and expiry read it)."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def cache_url(request: pytest.FixtureRequest) -> str:
+    """Each caching backend in turn."""
+    if request.param == "memory":
+        return "memory://"
+    url: str = request.getfixturevalue("redis_url")
+    return url
+
+
+@pytest.fixture
+def statements() -> Iterator[Callable[[wastate.Store], list[str]]]:
+    """Record the SQL statements a store's engine runs (counting, not mocking)."""
+    seen: list[tuple[Any, list[str]]] = []
+
+    def watch(store: wastate.Store) -> list[str]:
+        log: list[str] = []
+
+        def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            log.append(statement)
+
+        event.listen(store.engine, "before_cursor_execute", record)
+        seen.append((store.engine, log))
+        return log
+
+    return watch
+
+
+def mapping_keys(store: wastate.Store, tenant: str, mapping: ConversationMapping) -> list[str]:
+    keys = store.mapping_cache.keys
+    return [keys.forward(tenant, mapping.wa_id), keys.reverse(tenant, mapping.conversation_id)]
+
+
+# -- backends ------------------------------------------------------------------------------------
+
+
+def test_the_registry_resolves_every_builtin_scheme_through_entry_points() -> None:
+    """memory, none, redis and rediss come from the `wastate.cache_backends` entry points."""
+    assert backend_class("memory") is MemoryCache
+    assert backend_class("none") is NullCache
+    assert backend_class("redis") is RedisCache
+    assert backend_class("rediss") is RedisCache
+
+
+def test_an_unknown_scheme_is_a_configuration_error_naming_the_variable() -> None:
+    """A typo in the cache URL fails at connect time with a clear message."""
+    with pytest.raises(ConfigurationError, match=r"WASTATE_CACHE_URL.*'memcached'"):
+        open_cache("memcached://x", Settings(cache_url="memcached://x"))
+
+
+def test_memory_cache_expires_entries_and_keeps_live_ones_on_fill() -> None:
+    """TTLs hold, and an only-if-absent fill never overwrites a live entry."""
+    cache = MemoryCache("memory://")
+    cache.set_many([("a", b"1")], 0.05, only_if_absent=True)
+    cache.set_many([("a", b"2")], 10, only_if_absent=True)
+    assert cache.get("a") == b"1"
+    time.sleep(0.06)
+    assert cache.get("a") is None
+    cache.set_many([("a", b"3")], 10, only_if_absent=True)
+    assert cache.get("a") == b"3"
+
+
+def test_memory_cache_drops_the_least_recently_used_entry_when_full() -> None:
+    """The size bound evicts the entry read longest ago."""
+    cache = MemoryCache("memory://?size=2")
+    cache.set_many([("a", b"1"), ("b", b"2")], 10, only_if_absent=False)
+    assert cache.get("a") == b"1"
+    cache.set_many([("c", b"3")], 10, only_if_absent=False)
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (b"1", None, b"3")
+
+
+def test_redis_cache_tombstones_block_fills_and_reach_subscribers(redis_url: str) -> None:
+    """An invalidation leaves a tombstone that a late fill cannot overwrite, and is published."""
+    cache = RedisCache(redis_url, Settings(cache_url=redis_url))
+    channel = f"test-channel-{time.monotonic_ns()}"
+    received: list[bytes] = []
+    resets: list[int] = []
+    listener = cache.subscribe(channel, received.append, lambda: resets.append(1))
+    try:
+        assert listener.connected.wait(5)  # type: ignore[attr-defined]
+        key = f"test-key-{time.monotonic_ns()}"
+        cache.set_many([(key, b"old")], 10, only_if_absent=True)
+        cache.invalidate([key], tombstone_seconds=5, channel=channel)
+        cache.set_many([(key, b"late fill")], 10, only_if_absent=True)
+        assert cache.get(key) == b""
+        deadline = time.monotonic() + 5
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert received == [key.encode()]
+        assert resets  # subscribing counts as a (re)connect: the near cache starts empty
+    finally:
+        listener.close()
+        cache.close()
+
+
+def test_near_cache_drops_a_fill_that_raced_an_invalidation() -> None:
+    """A value read before an invalidation never lands in L1 after it."""
+    near = NearCache(ttl_seconds=10, size=10)
+    stale = object()
+    generation = near.generation
+    near.discard(["k"])
+    near.put([("k", stale)], generation)  # type: ignore[list-item]
+    assert near.get("k") is None
+
+
+def test_near_cache_entries_expire_after_their_ttl() -> None:
+    """The L1 TTL bounds staleness when an invalidation message is lost."""
+    near = NearCache(ttl_seconds=0.05, size=10)
+    value = object()
+    near.put([("k", value)], near.generation)  # type: ignore[list-item]
+    assert near.get("k") is value
+    time.sleep(0.06)
+    assert near.get("k") is None
+
+
+def test_single_flight_runs_one_load_for_concurrent_callers() -> None:
+    """Eight threads asking for one key at once share one call."""
+    flight: SingleFlight[int] = SingleFlight()
+    calls = 0
+    barrier = threading.Barrier(8)
+
+    def load() -> int:
+        nonlocal calls
+        calls += 1
+        time.sleep(0.2)
+        return 42
+
+    results: list[int] = []
+
+    def worker() -> None:
+        barrier.wait()
+        results.append(flight.do("k", load))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert (calls, results) == (1, [42] * 8)
+
+
+# -- the decorator -------------------------------------------------------------------------------
+
+
+def test_the_store_always_uses_the_caching_decorator(
+    make_store: Callable[..., wastate.Store], database_url: str, tenant: str
+) -> None:
+    """With `none://` too, so activity is recorded the same way."""
+    store = make_store(database_url, "none://")
+    with store.unit_of_work(tenant) as uow:
+        assert isinstance(uow.mappings, CachedMappingRepository)
+    assert isinstance(store.mapping_cache.backend, NullCache)
+    assert store.mapping_cache.near is None
+
+
+def test_a_hit_runs_no_sql_statement(
+    make_store: Callable[..., wastate.Store],
+    database_url: str,
+    cache_url: str,
+    tenant: str,
+    statements: Callable[[wastate.Store], list[str]],
+) -> None:
+    """Once filled, both directions answer without touching the database."""
+    store = make_store(database_url, cache_url)
+    with store.unit_of_work(tenant) as uow:
+        created = uow.mappings.get_or_create(WA, contact_name="Asha")
+    log = statements(store)
+    with store.unit_of_work(tenant) as uow:
+        assert uow.mappings.get_or_create(WA) == created
+        assert uow.mappings.by_wa_id("919876543210@c.us") == created
+        assert uow.mappings.by_conversation(created.conversation_id) == created
+        assert uow.mappings.get_or_create(WA, contact_name="  Asha ") == created
+    assert log == []
+
+
+def test_hits_come_from_l2_when_the_near_cache_is_off(
+    make_store: Callable[..., wastate.Store],
+    database_url: str,
+    redis_url: str,
+    tenant: str,
+    statements: Callable[[wastate.Store], list[str]],
+) -> None:
+    """Redis alone serves hits (as parsed JSON, equal to the database's mapping)."""
+    store = make_store(database_url, redis_url, near_cache=False)
+    with store.unit_of_work(tenant) as uow:
+        created = uow.mappings.get_or_create(WA)
+    raw = redis.Redis.from_url(redis_url).get(store.mapping_cache.keys.forward(tenant, WA))
+    assert raw is not None
+    assert ConversationMapping.model_validate_json(raw) == created
+    log = statements(store)
+    with store.unit_of_work(tenant) as uow:
+        assert uow.mappings.get_or_create(WA) == created
+    assert log == []
+
+
+def test_nothing_is_cached_from_a_rolled_back_transaction(
+    make_store: Callable[..., wastate.Store], database_url: str, cache_url: str, tenant: str
+) -> None:
+    """A mapping created in a rolled-back unit of work is in no cache layer afterwards."""
+    store = make_store(database_url, cache_url)
+    with pytest.raises(RuntimeError), store.unit_of_work(tenant) as uow:
+        doomed = uow.mappings.get_or_create(WA)
+        assert uow.mappings.by_wa_id(WA) == doomed  # visible inside its own transaction
+        raise RuntimeError("abort")
+    cache = store.mapping_cache
+    for key in mapping_keys(store, tenant, doomed):
+        assert cache.near is None or cache.near.get(key) is None
+        assert not cache.backend.get(key)
+    with store.unit_of_work(tenant) as uow:
+        assert uow.mappings.by_wa_id(WA) is None
+        assert uow.mappings.by_conversation(doomed.conversation_id) is None
+        assert uow.mappings.get_or_create(WA).conversation_id != doomed.conversation_id
+
+
+def test_a_close_is_read_back_inside_its_own_transaction_and_seen_after_commit(
+    make_store: Callable[..., wastate.Store], database_url: str, cache_url: str, tenant: str
+) -> None:
+    """The cache never hides this unit of work's own uncommitted writes."""
+    store = make_store(database_url, cache_url)
+    with store.unit_of_work(tenant) as uow:
+        first = uow.mappings.get_or_create(WA)
+    with store.unit_of_work(tenant) as uow:
+        assert uow.mappings.by_wa_id(WA) == first  # a hit
+        uow.mappings.close(WA)
+        assert uow.mappings.by_wa_id(WA) is None
+        closed = uow.mappings.by_conversation(first.conversation_id)
+        assert closed is not None
+        assert closed.status is MappingStatus.CLOSED
+    with store.unit_of_work(tenant) as uow:
+        assert uow.mappings.by_wa_id(WA) is None
+        second = uow.mappings.get_or_create(WA)
+        assert second.conversation_id != first.conversation_id
+        old = uow.mappings.by_conversation(first.conversation_id)
+        assert old is not None
+        assert old.status is MappingStatus.CLOSED
+
+
+def test_a_rolled_back_close_leaves_the_cached_mapping_in_place(
+    make_store: Callable[..., wastate.Store], database_url: str, cache_url: str, tenant: str
+) -> None:
+    """Invalidations run only after commit: a rollback keeps the (still true) entry."""
+    store = make_store(database_url, cache_url)
+    with store.unit_of_work(tenant) as uow:
+        first = uow.mappings.get_or_create(WA)
+    uow = store.unit_of_work(tenant)
+    uow.mappings.close(WA)
+    uow.rollback()
+    uow.close()
+    with store.unit_of_work(tenant) as uow:
+        assert uow.mappings.by_wa_id(WA) == first
+
+
+def test_correlate_invalidates_the_generated_reverse_key(
+    make_store: Callable[..., wastate.Store], database_url: str, cache_url: str, tenant: str
+) -> None:
+    """After correlation the generated conversation id no longer resolves, the new one does."""
+    store = make_store(database_url, cache_url)
+    with store.unit_of_work(tenant) as uow:
+        generated = uow.mappings.get_or_create(WA)
+    with store.unit_of_work(tenant) as uow:
+        assert uow.mappings.by_conversation(generated.conversation_id) == generated  # cached
+        uow.mappings.correlate(WA, "genesys-conv-1", "comm-1")
+    with store.unit_of_work(tenant) as uow:
+        assert uow.mappings.by_conversation(generated.conversation_id) is None
+        found = uow.mappings.by_conversation("genesys-conv-1")
+        assert found is not None
+        assert found.communication_id == "comm-1"
+        forward = uow.mappings.get_or_create(WA)
+        assert forward.conversation_id == "genesys-conv-1"
+
+
+def test_a_different_contact_name_goes_to_the_database_and_is_cached_after(
+    make_store: Callable[..., wastate.Store], database_url: str, cache_url: str, tenant: str
+) -> None:
+    """A hit never swallows a rename."""
+    store = make_store(database_url, cache_url)
+    with store.unit_of_work(tenant) as uow:
+        uow.mappings.get_or_create(WA, contact_name="Asha")
+    with store.unit_of_work(tenant) as uow:
+        renamed = uow.mappings.get_or_create(WA, contact_name="Asha K")
+        assert renamed.contact_name == "Asha K"
+    with store.unit_of_work(tenant) as uow:
+        assert uow.mappings.get_or_create(WA).contact_name == "Asha K"
+        found = uow.mappings.by_conversation(renamed.conversation_id)
+        assert found is not None
+        assert found.contact_name == "Asha K"
+
+
+def test_expire_and_purge_invalidate_both_directions(
+    make_store: Callable[..., wastate.Store], database_url: str, cache_url: str, tenant: str
+) -> None:
+    """Expired mappings stop resolving forward; purged ones stop resolving at all."""
+    clock = FakeClock()
+    store = make_store(database_url, cache_url, clock=clock)
+    with store.unit_of_work(tenant) as uow:
+        first = uow.mappings.get_or_create(WA)
+        assert uow.mappings.by_conversation(first.conversation_id) == first
+    clock.advance(hours=2)
+    with store.unit_of_work(tenant) as uow:
+        assert uow.mappings.expire_idle(timedelta(hours=1)) == 1
+    with store.unit_of_work(tenant) as uow:
+        assert uow.mappings.by_wa_id(WA) is None
+        expired = uow.mappings.by_conversation(first.conversation_id)
+        assert expired is not None
+        assert expired.status is MappingStatus.EXPIRED
+    clock.advance(hours=2)
+    with store.unit_of_work(tenant) as uow:
+        assert uow.mappings.purge(timedelta(hours=1)) == 1
+    with store.unit_of_work(tenant) as uow:
+        assert uow.mappings.by_conversation(first.conversation_id) is None
+
+
+def test_hits_record_activity_and_expiry_flushes_it_first(
+    make_store: Callable[..., wastate.Store], database_url: str, cache_url: str, tenant: str
+) -> None:
+    """A mapping used from the cache recently is not expired as idle."""
+    clock = FakeClock()
+    store = make_store(database_url, cache_url, clock=clock, activity_flush_seconds=600)
+    with store.unit_of_work(tenant) as uow:
+        uow.mappings.get_or_create(WA)
+        uow.mappings.get_or_create("+15550001111")
+    clock.advance(hours=2)
+    with store.unit_of_work(tenant) as uow:
+        uow.mappings.get_or_create(WA)  # a hit: recorded, not written
+    assert store.activity.pending() == 1
+    with store.unit_of_work(tenant) as uow:
+        assert uow.mappings.expire_idle(timedelta(hours=1)) == 1
+    with store.unit_of_work(tenant) as uow:
+        assert uow.mappings.by_wa_id(WA) is not None
+        assert uow.mappings.by_wa_id("+15550001111") is None
+
+
+def test_a_close_in_one_store_reaches_another_stores_near_cache(
+    make_store: Callable[..., wastate.Store], postgres_url: str, redis_url: str, tenant: str
+) -> None:
+    """Two stores (as two processes would): pub/sub invalidates the other's L1 in time."""
+    first = make_store(postgres_url, redis_url, near_cache_ttl_seconds=60)
+    second = make_store(postgres_url, redis_url, near_cache_ttl_seconds=60)
+    for store in (first, second):
+        assert store.mapping_cache.subscription is not None
+        assert store.mapping_cache.subscription.connected.wait(5)  # type: ignore[attr-defined]
+    with first.unit_of_work(tenant) as uow:
+        created = uow.mappings.get_or_create(WA)
+    with second.unit_of_work(tenant) as uow:
+        assert uow.mappings.by_wa_id(WA) == created  # now in second's L1
+    with first.unit_of_work(tenant) as uow:
+        uow.mappings.close(WA)
+    deadline = time.monotonic() + 2
+    while True:
+        with second.unit_of_work(tenant) as uow:
+            if uow.mappings.by_wa_id(WA) is None:
+                break
+        assert time.monotonic() < deadline, "the close never reached the other near cache"
+        time.sleep(0.01)
+
+
+class CountingMappings:
+    """The SQL repository with its database reads counted (and slowed, so threads overlap)."""
+
+    def __init__(self, inner: SqlMappingRepository, counter: dict[str, int]) -> None:
+        self._inner = inner
+        self._counter = counter
+        self._lock = threading.Lock()
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self._counter[name] = self._counter.get(name, 0) + 1
+        time.sleep(0.1)
+
+    def by_wa_id(self, wa_id: str) -> ConversationMapping | None:
+        self._count("by_wa_id")
+        return self._inner.by_wa_id(wa_id)
+
+    def by_conversation(self, conversation_id: str) -> ConversationMapping | None:
+        self._count("by_conversation")
+        return self._inner.by_conversation(conversation_id)
+
+    def __getattr__(self, name: str) -> Any:
+        self._count(name)
+        return getattr(self._inner, name)
+
+
+@pytest.mark.parametrize("cache_kind", ["none", "redis", "redis-without-l1"])
+def test_concurrent_misses_on_one_key_do_one_database_read(
+    make_store: Callable[..., wastate.Store],
+    postgres_url: str,
+    tenant: str,
+    cache_kind: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Twelve threads missing one key at once: one read, twelve equal answers (both ways)."""
+    cache_url = "none://" if cache_kind == "none" else request.getfixturevalue("redis_url")
+    store = make_store(
+        postgres_url, cache_url, near_cache=cache_kind != "redis-without-l1", pool_size=12
+    )
+    with store.unit_of_work(tenant) as uow:
+        created = SqlMappingRepository(uow._db).get_or_create(WA)  # in the database only
+    counter: dict[str, int] = {}
+    cache = store.mapping_cache
+    store._mapping_repository = lambda db: CachedMappingRepository(  # type: ignore[method-assign]
+        CountingMappings(SqlMappingRepository(db), counter), db, cache
+    )
+    for lookup, counted in [
+        (lambda m: m.get_or_create(WA), "by_wa_id"),
+        (lambda m: m.by_conversation(created.conversation_id), "by_conversation"),
+    ]:
+        if cache.enabled:
+            cache.invalidate(mapping_keys(store, tenant, created))
+            time.sleep(0.05)
+        barrier = threading.Barrier(12)
+        results: list[ConversationMapping | None] = []
+
+        def worker(
+            lookup: Callable[[Any], ConversationMapping | None],
+            barrier: threading.Barrier,
+            results: list[ConversationMapping | None],
+        ) -> None:
+            barrier.wait()
+            with store.unit_of_work(tenant) as uow:
+                results.append(lookup(uow.mappings))
+
+        threads = [
+            threading.Thread(target=worker, args=(lookup, barrier, results)) for _ in range(12)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert results == [created] * 12
+        assert counter == {counted: 1}, counter
+        counter.clear()
