@@ -54,6 +54,8 @@ def format_duration(value: timedelta) -> str:
     """A `timedelta` in the notation `parse_duration` reads: `90d`, `1d12h`, `30m`."""
     seconds, parts = int(value.total_seconds()), []
     for unit, size in _UNITS.items():
+        if unit == "w":  # 90d reads better than 12w6d
+            continue
         count, seconds = divmod(seconds, size)
         if count:
             parts.append(f"{count}{unit}")
@@ -494,20 +496,36 @@ def _drain(ctx: Context, label: str, batches: Iterator[int]) -> int:
     return total
 
 
-def _message_purger(ctx: Context, older_than: timedelta, batch: int) -> Callable[[Any], int] | None:
-    """One batch of tracking-row purging, or None if this store's message repository has none."""
+_Step = Callable[[Any], int]
+
+
+def _purge_steps(ctx: Context, older_than: timedelta, batch: int) -> dict[str, _Step | None]:
+    """What `purge` deletes, one batch at a time; None for a kind this store cannot purge."""
     probe = ctx.store().unit_of_work(ctx.tenant_id)
     try:
-        repository = probe.messages
-    except ImportError:
-        return None
+        messages_repository = probe.messages
     finally:
         probe.close()
-    if hasattr(repository, "purge_batch"):
-        return lambda uow: len(uow.messages.purge_batch(older_than, limit=batch))
-    if hasattr(repository, "purge"):
-        return lambda uow: int(uow.messages.purge(older_than, limit=batch))
-    return None
+    tracking: _Step | None = None
+    if hasattr(messages_repository, "purge_batch"):
+        tracking = lambda uow: len(uow.messages.purge_batch(older_than, limit=batch))  # noqa: E731
+    elif hasattr(messages_repository, "purge"):
+        tracking = lambda uow: int(uow.messages.purge(older_than, limit=batch))  # noqa: E731
+    parked: _Step | None = None
+    if hasattr(messages_repository, "purge_pending"):
+        parked = lambda uow: int(uow.messages.purge_pending(older_than, limit=batch))  # noqa: E731
+    return {
+        "mappings": lambda uow: len(uow.mappings.purge_batch(older_than, limit=batch)),
+        "trackingRows": tracking,
+        "parkedStatusEvents": parked,
+    }
+
+
+_PURGE_LABELS = {
+    "mappings": "closed/expired mappings",
+    "trackingRows": "tracking rows",
+    "parkedStatusEvents": "parked status events",
+}
 
 
 @cli.command()
@@ -517,39 +535,36 @@ def _message_purger(ctx: Context, older_than: timedelta, batch: int) -> Callable
     required=True,
     callback=_duration,
     metavar="AGE",
-    help="e.g. 90d: mappings closed, and tracking rows created, longer ago than this.",
+    help="e.g. 90d: what closed, was created or was parked longer ago than this.",
 )
 @click.option("--dry-run", is_flag=True, help="Count what would go; change nothing.")
 @click.option("--batch-size", default=_DEFAULT_BATCH, show_default=True, type=click.IntRange(1))
 @pass_context
 def purge(ctx: Context, older_than: timedelta, dry_run: bool, batch_size: int) -> None:
-    """Delete closed/expired mappings and old tracking rows, in batches."""
-    mappings = _drain(
-        ctx,
-        "mappings",
-        _batches(
-            ctx,
-            lambda uow: len(uow.mappings.purge_batch(older_than, limit=batch_size)),
-            dry_run=dry_run,
-        ),
-    )
-    message_step = _message_purger(ctx, older_than, batch_size)
-    tracked: int | None = None
-    if message_step is not None:
-        tracked = _drain(ctx, "tracking rows", _batches(ctx, message_step, dry_run=dry_run))
+    """Delete closed/expired mappings, old tracking rows and stale parked events, in batches.
+
+    Each batch is its own transaction, so a large purge never holds long locks; --dry-run does
+    the same work in one transaction and rolls it back, so its counts are exact.
+    """
+    counts: dict[str, int | None] = {}
+    for kind, step in _purge_steps(ctx, older_than, batch_size).items():
+        label = _PURGE_LABELS[kind]
+        counts[kind] = (
+            None if step is None else _drain(ctx, label, _batches(ctx, step, dry_run=dry_run))
+        )
     verb = "would delete" if dry_run else "deleted"
-    data = {
-        "tenant": ctx.tenant_id,
-        "dryRun": dry_run,
-        "mappings": mappings,
-        "trackingRows": tracked,
-    }
-    tail = "" if tracked is not None else " (tracking rows: not supported by this store)"
-    ctx.emit(
-        data,
-        f"{verb} {mappings} mappings and {tracked or 0} tracking rows older than "
-        f"{format_duration(older_than)}{tail}",
-    )
+    age = format_duration(older_than)
+
+    def human() -> str:
+        lines = [
+            f"{verb} {count} {_PURGE_LABELS[kind]}"
+            if count is not None
+            else f"{_PURGE_LABELS[kind]}: not purgeable by this store"
+            for kind, count in counts.items()
+        ]
+        return "\n".join(lines) + f"\n(older than {age}, tenant {ctx.tenant_id})"
+
+    ctx.emit({"tenant": ctx.tenant_id, "dryRun": dry_run, "olderThan": age, **counts}, human)
 
 
 @cli.command()
