@@ -1,0 +1,286 @@
+"""End to end: a real `wastate serve` process answers the seed's Verification Steps 2-5 — its curl
+commands, as written — on the embedded default (SQLite file + in-process cache, no configuration
+at all) and on PostgreSQL + Redis.
+
+Step 5 (`PATCH` with no tenant) is run twice: with `X-Tenant-ID` added, and exactly as written
+against a server started with `WASTATE_DEFAULT_TENANT=demo-tenant-001`; without a default tenant
+the unscoped PATCH is a 400 (the seed's cross-tenant update bug, closed on purpose).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+WASTATE = Path(sys.executable).with_name("wastate")
+TENANT = "demo-tenant-001"
+WA_ID = "+919876543210"
+# Variables that would point the server somewhere else than the test says.
+_CONFIG_VARS = ("WASTATE_", "DB_", "REDIS_")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    """A running `wastate serve` on 127.0.0.1."""
+
+    process: subprocess.Popen[str]
+    port: int
+
+    @property
+    def base(self) -> str:
+        return f"http://localhost:{self.port}"
+
+
+def clean_environment(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_CONFIG_VARS)}
+    env.update(extra)
+    return env
+
+
+@contextlib.contextmanager
+def serving(cwd: Path, env: dict[str, str], *options: str, workers: int = 1) -> Iterator[Server]:
+    """Start `wastate [options] serve` on a free port, wait for /health, stop it at the end."""
+    port = free_port()
+    serve = ["serve", "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+    process = subprocess.Popen(
+        [str(WASTATE), *options, *serve],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    server = Server(process, port)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"wastate serve exited {process.returncode}: {process.stderr.read()}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                pytest.fail("wastate serve did not answer /health within 60 s")
+            time.sleep(0.2)
+        yield server
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def curl(*args: str) -> tuple[int, Any]:
+    """Run a seed curl line (its arguments after `curl`); the status and the JSON answer."""
+    if shutil.which("curl") is None:
+        return _curl_with_httpx(list(args))
+    out = subprocess.run(
+        ["curl", "-s", "-w", "\n%{http_code}", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    body, _, status = out.rpartition("\n")
+    return int(status), json.loads(body) if body else None
+
+
+def _curl_with_httpx(args: list[str]) -> tuple[int, Any]:
+    """The same request through httpx, for machines without curl."""
+    method, url, headers, data = "GET", "", {}, None
+    while args:
+        flag = args.pop(0)
+        if flag == "-X":
+            method = args.pop(0)
+        elif flag == "-H":
+            name, _, value = args.pop(0).partition(":")
+            headers[name.strip()] = value.strip()
+        elif flag == "-d":
+            data = args.pop(0)
+        else:
+            url = flag
+    answer = httpx.request(method, url, headers=headers, content=data, timeout=30)
+    return answer.status_code, answer.json() if answer.content else None
+
+
+def seed_steps_2_to_4(base: str) -> str:
+    """Steps 2-4 as written; returns the conversation id. Asserts the seed's answers."""
+    # Step 2: forward mapping.
+    status, mapping = curl(
+        "-X", "GET", f"{base}/state/mapping/{WA_ID}", "-H", f"X-Tenant-ID: {TENANT}"
+    )
+    assert status == 200
+    assert mapping["waId"] == WA_ID
+    assert mapping["tenantId"] == TENANT
+    uuid.UUID(mapping["conversationId"])  # "generated-uuid"
+    conversation_id: str = mapping["conversationId"]
+
+    # Step 3: reverse mapping.
+    status, reverse = curl(
+        "-X", "GET", f"{base}/state/conversation/{conversation_id}", "-H", f"X-Tenant-ID: {TENANT}"
+    )
+    assert status == 200
+    assert (reverse["conversationId"], reverse["waId"]) == (conversation_id, WA_ID)
+
+    # Step 4: message tracking (tenant in the body, no header).
+    body = {
+        "metaMessageId": "wamid.test123",
+        "conversationId": conversation_id,
+        "tenantId": TENANT,
+        "direction": "inbound",
+        "status": "sent",
+        "messageType": "text",
+    }
+    status, tracked = curl(
+        "-X", "POST", f"{base}/state/message",
+        "-H", "Content-Type: application/json",
+        "-d", json.dumps(body),
+    )  # fmt: skip
+    assert status == 201
+    assert tracked["message"] == "Message tracked successfully"
+    return conversation_id
+
+
+def step_5(base: str, *headers: str) -> tuple[int, Any]:
+    """Step 5 as written, plus any extra -H arguments."""
+    return curl(
+        "-X", "PATCH", f"{base}/state/message/wamid.test123",
+        "-H", "Content-Type: application/json", *headers,
+        "-d", '{"status": "delivered"}',
+    )  # fmt: skip
+
+
+def assert_delivered(answer: tuple[int, Any], conversation_id: str) -> None:
+    status, body = answer
+    assert status == 200
+    assert body["message"] == "Status updated successfully"
+    assert body["trackedMessage"]["status"] == "delivered"
+    assert body["trackedMessage"]["conversationId"] == conversation_id
+    assert body["trackedMessage"]["deliveredAt"] is not None
+
+
+Backend = Callable[[Path], tuple[dict[str, str], tuple[str, ...]]]
+
+
+@pytest.fixture(params=["embedded", "postgresql+redis"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """How to configure a fresh server: environment and global CLI options, per backend."""
+    if request.param == "embedded":
+        # No configuration at all: ./wastate.db in the working directory, memory cache.
+        return lambda _cwd: (clean_environment(), ())
+
+    make_database: Callable[[], str] = request.getfixturevalue("make_postgres_database")
+    redis_url: str = request.getfixturevalue("redis_url")
+
+    def postgres(cwd: Path) -> tuple[dict[str, str], tuple[str, ...]]:
+        url = make_database()
+        env = clean_environment(
+            WASTATE_DATABASE_URL=url,
+            WASTATE_CACHE_URL=redis_url,
+            # A fresh database per server: keep its cache entries apart from the others'.
+            WASTATE_CACHE_PREFIX=f"e2e{uuid.uuid4().hex[:8]}",
+        )
+        migrated = subprocess.run(
+            [str(WASTATE), "migrate"], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert migrated.returncode == 0, migrated.stderr
+        return env, ()
+
+    return postgres
+
+
+@pytest.mark.slow
+def test_the_seed_verification_steps_with_a_tenant_header(backend: Backend, tmp_path: Path) -> None:
+    """Steps 2-5 answer as the seed says; step 5 with X-Tenant-ID; unscoped step 5 is a 400."""
+    env, options = backend(tmp_path)
+    with serving(tmp_path, env, *options) as server:
+        conversation_id = seed_steps_2_to_4(server.base)
+        unscoped = step_5(server.base)
+        assert unscoped[0] == 400
+        assert unscoped[1]["error"] == "X-Tenant-ID header required"
+        assert_delivered(step_5(server.base, "-H", f"X-Tenant-ID: {TENANT}"), conversation_id)
+        status, health = curl(f"{server.base}/health")
+        assert (status, health["status"], health["service"]) == (200, "healthy", "state-manager")
+    if not options and "WASTATE_DATABASE_URL" not in env:
+        assert (tmp_path / "wastate.db").is_file()  # the embedded default, created and migrated
+
+
+@pytest.mark.slow
+def test_the_seed_verification_steps_as_written_with_a_default_tenant(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """With WASTATE_DEFAULT_TENANT=demo-tenant-001, step 5 works exactly as the seed wrote it."""
+    env, options = backend(tmp_path)
+    env["WASTATE_DEFAULT_TENANT"] = TENANT
+    with serving(tmp_path, env, *options) as server:
+        conversation_id = seed_steps_2_to_4(server.base)
+        assert_delivered(step_5(server.base), conversation_id)
+
+
+@pytest.mark.slow
+def test_two_workers_serve_the_seed_steps(
+    make_postgres_database: Callable[[], str], redis_url: str, tmp_path: Path
+) -> None:
+    """`serve --workers 2` (uvicorn factory mode, a store per worker) answers steps 2-5."""
+    url = make_postgres_database()
+    env = clean_environment(
+        WASTATE_CACHE_URL=redis_url,
+        WASTATE_CACHE_PREFIX=f"e2e{uuid.uuid4().hex[:8]}",
+        WASTATE_DEFAULT_TENANT=TENANT,
+    )
+    migrated = subprocess.run(
+        [str(WASTATE), "--database-url", url, "migrate"], env=env, capture_output=True, timeout=120
+    )
+    assert migrated.returncode == 0
+    # The URL goes in as a global option: serve hands it down to the worker processes.
+    with serving(tmp_path, env, "--database-url", url, workers=2) as server:
+        conversation_id = seed_steps_2_to_4(server.base)
+        assert_delivered(step_5(server.base), conversation_id)
+        # Many lookups over fresh connections land on both workers; all agree.
+        seen = {
+            httpx.get(f"{server.base}/state/mapping/{WA_ID}", timeout=10).json()["conversationId"]
+            for _ in range(20)
+        }
+        assert seen == {conversation_id}
+
+
+def test_serve_refuses_an_unmigrated_postgresql_database_in_one_line(
+    make_postgres_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """The real process exits 1 with one line telling the operator to run `wastate migrate`."""
+    url = make_postgres_database()
+    done = subprocess.run(
+        [str(WASTATE), "--database-url", url, "serve", "--port", str(free_port())],
+        cwd=tmp_path,
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().count("\n") == 0
+    assert "wastate migrate" in done.stderr
