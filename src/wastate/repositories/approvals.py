@@ -34,6 +34,7 @@ from wastate.errors import InvalidInput
 from wastate.repositories.base import Database
 from wastate.repositories.config import ConfigRepository
 from wastate.repositories.statistics import StatisticsRepository
+from wastate.repositories.upserts import precompiled
 
 __all__ = ["HUMAN_IN_THE_LOOP", "ApprovalRepository", "Transition"]
 
@@ -51,9 +52,22 @@ _CLIENT = (_mc.tenant_id == bindparam("tenant_id"), _mc.client_id == bindparam("
 _COLUMNS = (_mc.message_id, _mc.status, _mc.payload, _mc.created_at, _mc.status_changed_at)
 
 _ADD = {
-    name: dialect_insert(_m)
-    .on_conflict_do_nothing(index_elements=[_mc.tenant_id, _mc.client_id, _mc.message_id])
-    .returning(_mc.id)
+    name: precompiled(
+        dialect_insert(_m)
+        .values(
+            tenant_id=bindparam("tenant_id"),
+            client_id=bindparam("client_id"),
+            message_id=bindparam("message_id"),
+            status=bindparam("status"),
+            payload=bindparam("payload", type_=_mc.payload.type),
+            created_at=bindparam("created_at", type_=_mc.created_at.type),
+            status_changed_at=bindparam("status_changed_at", type_=_mc.status_changed_at.type),
+        )
+        .on_conflict_do_nothing(index_elements=[_mc.tenant_id, _mc.client_id, _mc.message_id])
+        .returning(_mc.id),
+        name,
+        _mc.id,
+    )
     for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
 }
 _IMPORT = insert(_m)

@@ -16,6 +16,7 @@ from wastate.db.tables import ConfigEntry
 from wastate.domain.lifecycle import json_value, normalize_config_key
 from wastate.errors import InvalidInput
 from wastate.repositories.base import Database
+from wastate.repositories.upserts import precompiled
 
 __all__ = ["ConfigRepository"]
 
@@ -44,7 +45,10 @@ def _upsert(dialect_insert: Any) -> Insert:
     return upsert
 
 
-_UPSERT = {"postgresql": _upsert(postgresql.insert), "sqlite": _upsert(sqlite.insert)}
+_UPSERT = {
+    "postgresql": precompiled(_upsert(postgresql.insert), "postgresql"),
+    "sqlite": precompiled(_upsert(sqlite.insert), "sqlite"),
+}
 
 
 class ConfigRepository:

@@ -21,6 +21,7 @@ from wastate.domain.sessions import (
 )
 from wastate.errors import InvalidInput
 from wastate.repositories.base import Database
+from wastate.repositories.upserts import precompiled
 
 __all__ = ["SessionRepository"]
 
@@ -141,7 +142,10 @@ def _replace(dialect_insert: Any) -> Insert:
 
 
 _STATEMENTS = {
-    name: {"postgresql": build(postgresql.insert), "sqlite": build(sqlite.insert)}
+    name: {
+        "postgresql": precompiled(build(postgresql.insert), "postgresql"),
+        "sqlite": precompiled(build(sqlite.insert), "sqlite"),
+    }
     for name, build in (
         ("authenticate", _authenticate),
         ("invalidate", _invalidate),

@@ -22,6 +22,7 @@ from wastate.domain.lifecycle import (
     MessageStatus,
 )
 from wastate.repositories.base import Database
+from wastate.repositories.upserts import precompiled
 
 __all__ = ["StatisticsRepository"]
 
@@ -88,12 +89,14 @@ def _upsert_replace(dialect_insert: InsertFactory) -> Insert:
 
 
 _INCREMENT = {
-    "postgresql": {s: _upsert_increment(postgresql.insert, s) for s in MessageStatus},
-    "sqlite": {s: _upsert_increment(sqlite.insert, s) for s in MessageStatus},
+    dialect: {
+        status: precompiled(_upsert_increment(insert, status), dialect) for status in MessageStatus
+    }
+    for dialect, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
 }
 _REPLACE = {
-    "postgresql": _upsert_replace(postgresql.insert),
-    "sqlite": _upsert_replace(sqlite.insert),
+    "postgresql": precompiled(_upsert_replace(postgresql.insert), "postgresql"),
+    "sqlite": precompiled(_upsert_replace(sqlite.insert), "sqlite"),
 }
 
 
