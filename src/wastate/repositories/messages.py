@@ -32,13 +32,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import (
     BigInteger,
+    Column,
     Row,
     String,
+    Table,
+    UniqueConstraint,
     and_,
     bindparam,
     case,
     delete,
     func,
+    literal_column,
     or_,
     select,
     text,
@@ -148,6 +152,45 @@ _PG_ADOPTED_EVENTS = f"""
 """  # noqa: S608 - built from this module's constants only, as is all SQL text here
 
 
+def _pg_first_events(source: str, key: str) -> str:
+    """Per (`key`, status) of `source`: the earliest event, with the payloads of all merged.
+
+    Payload keys merge: each key's value comes from the earliest event carrying it, so a
+    later event of a status still contributes what the earliest one lacked.
+    """
+    return f"""
+    SELECT f.*, m.payload FROM (
+        SELECT DISTINCT ON ({key}, status) {key}, status, at, {_PG_ERROR_COLUMNS}
+        FROM {source} ORDER BY {key}, status, at, ord
+    ) f LEFT JOIN (
+        SELECT {key}, status, jsonb_object_agg(k, v) AS payload FROM (
+            SELECT DISTINCT ON ({key}, status, j.k) {key}, status, j.k, j.v, at, ord
+            FROM {source}, jsonb_each({source}.payload) AS j(k, v)
+            ORDER BY {key}, status, j.k, at, ord
+        ) keyed GROUP BY {key}, status
+    ) m USING ({key}, status)
+    """  # noqa: S608
+
+
+def _pg_keep_earliest(alias: str) -> str:
+    """The ON CONFLICT action of history and parked events: earliest time and error win,
+    payloads merge (the earlier row's values first); an event that adds nothing writes nothing.
+    """
+    earlier = f"excluded.occurred_at < {alias}.occurred_at"
+    old = f"COALESCE({alias}.payload, '{{}}'::jsonb)"
+    new = "COALESCE(excluded.payload, '{}'::jsonb)"
+    errors = ",\n".join(
+        f"error_{n} = CASE WHEN {earlier} THEN excluded.error_{n} ELSE {alias}.error_{n} END"
+        for n in _ERROR_FIELDS
+    )
+    return f"""DO UPDATE SET
+        occurred_at = LEAST({alias}.occurred_at, excluded.occurred_at),
+        {errors},
+        payload = NULLIF(CASE WHEN {earlier} THEN {old} || {new} ELSE {new} || {old} END,
+                         '{{}}'::jsonb)
+    WHERE {earlier} OR NOT ({old} @> {new})"""
+
+
 def _pg_apply_sql(events: str) -> str:
     """One statement: match `events` to messages, apply the rule per message, append history."""
     per_status = ",\n".join(
@@ -176,7 +219,6 @@ def _pg_apply_sql(events: str) -> str:
             "(t.biz_opaque_callback_data IS NULL AND a.callback IS NOT NULL)",
         ]
     )
-    history_errors = ",\n".join(f"error_{name} = excluded.error_{name}" for name in _ERROR_FIELDS)
     # Built from this module's constants and DeliveryStatus values only: no input reaches it.
     return f"""
 WITH ev AS ({events}),
@@ -221,15 +263,9 @@ upd AS (
 history AS (
     INSERT INTO message_status_events AS h
         (tenant_id, message_id, status, occurred_at, recorded_at, {_PG_ERROR_COLUMNS}, payload)
-    SELECT DISTINCT ON (message_id, status)
-        :tenant, message_id, status, at, :now, {_PG_ERROR_COLUMNS}, payload
-    FROM hit
-    ORDER BY message_id, status, at, ord
-    ON CONFLICT (tenant_id, message_id, status) DO UPDATE SET
-        occurred_at = excluded.occurred_at,
-        {history_errors},
-        payload = excluded.payload
-    WHERE excluded.occurred_at < h.occurred_at
+    SELECT :tenant, message_id, status, at, :now, {_PG_ERROR_COLUMNS}, payload
+    FROM ({_pg_first_events("hit", "message_id")}) firsts
+    ON CONFLICT (tenant_id, message_id, status) {_pg_keep_earliest("h")}
 )
 SELECT {_PG_ROW} FROM upd
 """  # noqa: S608
@@ -259,15 +295,9 @@ probes_gone AS (
 )
 INSERT INTO pending_status_events AS p
     (tenant_id, external_id, status, occurred_at, recorded_at, {_PG_ERROR_COLUMNS}, payload)
-SELECT DISTINCT ON (ext, status)
-    :tenant, ext, status, at, :now, {_PG_ERROR_COLUMNS}, payload
-FROM ev
-ORDER BY ext, status, at, ord
-ON CONFLICT (tenant_id, external_id, status) DO UPDATE SET
-    occurred_at = excluded.occurred_at,
-    {", ".join(f"error_{name} = excluded.error_{name}" for name in _ERROR_FIELDS)},
-    payload = excluded.payload
-WHERE excluded.occurred_at < p.occurred_at
+SELECT :tenant, ext, status, at, :now, {_PG_ERROR_COLUMNS}, payload
+FROM ({_pg_first_events("ev", "ext")}) firsts
+ON CONFLICT (tenant_id, external_id, status) {_pg_keep_earliest("p")}
 """  # noqa: S608
 )
 
@@ -385,32 +415,41 @@ _LITE_APPLY_ONE = (
     )
 )
 
-_lite_history_insert = sqlite.insert(_H)
-_LITE_HISTORY = _lite_history_insert.on_conflict_do_update(
-    index_elements=["tenant_id", "message_id", "status"],
-    set_={
-        "occurred_at": _lite_history_insert.excluded.occurred_at,
-        **{
-            f"error_{name}": _lite_history_insert.excluded[f"error_{name}"]
-            for name in _ERROR_FIELDS
+_EMPTY_JSON: ColumnElement[Any] = literal_column("'{}'")
+
+
+def _lite_keep_earliest(table: Table) -> sqlite.Insert:
+    """SQLite's version of `_pg_keep_earliest` for an upsert into `table`."""
+    insert = sqlite.insert(table)
+    new, old = insert.excluded, table.c
+    earlier = new.occurred_at < old.occurred_at
+    old_payload = func.coalesce(old.payload, _EMPTY_JSON)
+    new_payload = func.coalesce(new.payload, _EMPTY_JSON)
+    merged = case(
+        (earlier, func.json_patch(old_payload, new_payload)),
+        else_=func.json_patch(new_payload, old_payload),
+    )
+    return insert.on_conflict_do_update(
+        index_elements=[c.name for c in _unique_columns(table)],
+        set_={
+            "occurred_at": case((earlier, new.occurred_at), else_=old.occurred_at),
+            **{
+                f"error_{n}": case((earlier, new[f"error_{n}"]), else_=old[f"error_{n}"])
+                for n in _ERROR_FIELDS
+            },
+            "payload": func.nullif(merged, _EMPTY_JSON),
         },
-        "payload": _lite_history_insert.excluded.payload,
-    },
-    where=_lite_history_insert.excluded.occurred_at < _H.c.occurred_at,
-)
-_lite_pending_insert = sqlite.insert(_P)
-_LITE_PARK = _lite_pending_insert.on_conflict_do_update(
-    index_elements=["tenant_id", "external_id", "status"],
-    set_={
-        "occurred_at": _lite_pending_insert.excluded.occurred_at,
-        **{
-            f"error_{name}": _lite_pending_insert.excluded[f"error_{name}"]
-            for name in _ERROR_FIELDS
-        },
-        "payload": _lite_pending_insert.excluded.payload,
-    },
-    where=_lite_pending_insert.excluded.occurred_at < _P.c.occurred_at,
-)
+        where=or_(earlier, new.payload.is_not(None)),
+    )
+
+
+def _unique_columns(table: Table) -> list[Column[Any]]:
+    (unique,) = [c for c in table.constraints if isinstance(c, UniqueConstraint)]
+    return list(unique.columns)
+
+
+_LITE_HISTORY = _lite_keep_earliest(_H)
+_LITE_PARK = _lite_keep_earliest(_P)
 _LITE_INSERT = _T.insert()
 
 # --------------------------------------------------------------------------- shared reads
