@@ -406,7 +406,7 @@ def ingest(
     """
     plan = _plan(parse_payload(payload))
     conversations: dict[str, str] = {}
-    for wa_id, name in plan.users.items():
+    for wa_id, name in sorted(plan.users.items()):  # one lock order for every ingest
         conversations[wa_id] = uow.mappings.get_or_create(wa_id, contact_name=name).conversation_id
     new = duplicate = 0
     if plan.messages:

@@ -245,6 +245,7 @@ agg AS (
         (array_agg(payload ->> 'biz_opaque_callback_data' ORDER BY ord)
             FILTER (WHERE payload ? 'biz_opaque_callback_data'))[1] AS callback
     FROM hit GROUP BY message_id
+    ORDER BY message_id  -- rows are locked in id order: concurrent batches cannot deadlock
 ),
 upd AS (
     UPDATE message_tracking t SET
