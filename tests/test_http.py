@@ -555,3 +555,18 @@ def test_lookups_still_answer_when_redis_is_down(
     second = client.get(f"/state/mapping/{WA}", headers=scoped(tenant))
     assert first.status_code == second.status_code == 200
     assert first.json()["conversationId"] == second.json()["conversationId"]
+
+
+def test_the_multi_worker_listener_is_marked_tcp_so_answers_are_not_delayed() -> None:
+    """uvicorn's supervisor socket loses TCP_NODELAY (uvicorn#3149); ours says IPPROTO_TCP."""
+    import socket
+
+    from wastate.http.serving import NoDelayConfig
+
+    config = NoDelayConfig("wastate.http:app_factory", factory=True, host="127.0.0.1", port=0)
+    sock = config.bind_socket()
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+        assert sock.getsockname()[0] == "127.0.0.1"
+    finally:
+        sock.close()

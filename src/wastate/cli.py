@@ -254,9 +254,8 @@ def migrate(ctx: Context, sql: bool, revision: str) -> None:
 @pass_context
 def serve(ctx: Context, host: str, port: int, workers: int, log_level: str) -> None:
     """Run the seed-000 HTTP service (embedded SQLite is migrated; PostgreSQL must be)."""
-    import uvicorn
-
-    from wastate.http import create_app, prepare_schema
+    from wastate.http import prepare_schema
+    from wastate.http.serving import run_server
 
     settings = ctx.settings
     # Worker processes build their stores from the environment: hand the overrides down.
@@ -274,18 +273,14 @@ def serve(ctx: Context, host: str, port: int, workers: int, log_level: str) -> N
         f"cache {_safe_url(settings.cache_url)}, {workers} worker{'s' if workers > 1 else ''})",
         err=True,
     )
-    if workers == 1:
-        app = create_app(store)
-        uvicorn.run(app, host=host, port=port, log_level=log_level)
-        return
-    ctx.close()
-    uvicorn.run(
-        "wastate.http:app_factory",
-        factory=True,
+    if workers > 1:
+        ctx.close()  # each worker opens its own store; the parent keeps none
+    run_server(
         host=host,
         port=port,
         workers=workers,
         log_level=log_level,
+        store=store if workers == 1 else None,
     )
 
 
