@@ -17,7 +17,18 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import (
+    Row,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from wastate.db.tables import ApprovalMessage, ApprovalTransition
@@ -109,11 +120,12 @@ _BUCKET_AFTER = (
     .where(
         *_CLIENT,
         _mc.status == bindparam("bucket"),
-        # Keyset pagination: (status_changed_at, id) strictly after the last row sent.
-        (_mc.status_changed_at > bindparam("after_at", type_=_mc.status_changed_at.type))
-        | (
-            (_mc.status_changed_at == bindparam("after_at", type_=_mc.status_changed_at.type))
-            & (_mc.id > bindparam("after_id"))
+        # Keyset pagination as a row-value comparison, which both databases answer with a range
+        # scan of the bucket index (an OR of two conditions would rescan from the bucket start).
+        tuple_(_mc.status_changed_at, _mc.id)
+        > tuple_(
+            bindparam("after_at", type_=_mc.status_changed_at.type),
+            bindparam("after_id", type_=_mc.id.type),
         ),
     )
     .order_by(_mc.status_changed_at, _mc.id)
