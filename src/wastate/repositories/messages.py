@@ -225,10 +225,13 @@ WITH ev AS ({events}),
 hit AS (
     SELECT ev.*, {_pg_rank("ev.status")} AS rank, m.id AS message_id
     FROM ev CROSS JOIN LATERAL (
-        SELECT t.id FROM message_tracking t
-        WHERE t.tenant_id = :tenant
-          AND (t.meta_message_id = ev.ext OR t.genesys_message_id = ev.ext)
-        ORDER BY COALESCE(t.meta_message_id = ev.ext, false) DESC
+        -- Two probes of the two unique indexes (the WhatsApp id first): a plan that cannot go
+        -- wrong, whatever the statistics say about the tenant.
+        (SELECT t.id FROM message_tracking t
+         WHERE t.tenant_id = :tenant AND t.meta_message_id = ev.ext)
+        UNION ALL
+        (SELECT t.id FROM message_tracking t
+         WHERE t.tenant_id = :tenant AND t.genesys_message_id = ev.ext)
         LIMIT 1
     ) m
 ),
@@ -258,7 +261,9 @@ upd AS (
         biz_opaque_callback_data = COALESCE(t.biz_opaque_callback_data, a.callback),
         updated_at = CASE WHEN {changed} THEN :now ELSE t.updated_at END
     FROM agg a
-    WHERE t.id = a.message_id AND t.tenant_id = :tenant
+    -- By primary key only: `hit` found these ids within the tenant, and a tenant predicate here
+    -- invites the planner to scan the tenant's rows instead.
+    WHERE t.id = a.message_id
     RETURNING t.*
 ),
 history AS (
