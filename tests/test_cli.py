@@ -35,12 +35,16 @@ def run(database_url: str, tenant: str) -> Callable[..., Result]:
 
 
 def one_error_line(result: Result) -> str:
-    """The error a failed command printed, checked to be exactly one line and no traceback."""
+    """The error a failed command printed: one `Error:` line, last on stderr, no traceback.
+
+    (Progress labels may precede it on stderr.)"""
     assert result.exit_code != 0
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    return lines[0]
+    errors = [line for line in lines if line.startswith("Error:")]
+    assert errors == [lines[-1]], result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stdout
+    return lines[-1]
 
 
 # --- durations --------------------------------------------------------------------------------

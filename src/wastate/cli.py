@@ -16,6 +16,7 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -406,21 +407,50 @@ def stats(ctx: Context) -> None:
 
 
 def _with_progress(label: str, call: Callable[..., Any], *args: Any) -> Any:
-    """Run `call`, feeding a progress display on stderr when it accepts a `progress` callback."""
-    if "progress" not in inspect.signature(call).parameters:
-        started = time.perf_counter()
-        click.echo(f"{label}…", err=True, nl=False)
-        result = call(*args)
-        click.echo(f" done in {time.perf_counter() - started:.1f} s", err=True)
-        return result
+    """Run `call` under a progress display on stderr.
+
+    When `call` accepts a `progress` callback (items done so far) the bar counts items; else the
+    work runs in a helper thread and the bar shows the elapsed time, so a long export or import
+    is visibly alive.
+    """
+    if "progress" in inspect.signature(call).parameters:
+        with click.progressbar(
+            length=0, label=label, file=sys.stderr, show_pos=True, show_percent=False
+        ) as bar:
+
+            def progress(done: int) -> None:
+                bar.update(max(0, done - bar.pos))
+
+            return call(*args, progress=progress)
+
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["result"] = call(*args)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, name=f"wastate-{label}", daemon=True)
+    started = time.perf_counter()
+    worker.start()
+
+    def ticks() -> Iterator[float]:
+        while worker.is_alive():
+            worker.join(0.2)
+            yield time.perf_counter() - started
+
     with click.progressbar(
-        length=0, label=label, file=sys.stderr, show_pos=True, show_percent=False
-    ) as bar:
-
-        def progress(done: int) -> None:
-            bar.update(max(0, done - bar.pos))
-
-        return call(*args, progress=progress)
+        ticks(),
+        label=label,
+        file=sys.stderr,
+        item_show_func=lambda elapsed: None if elapsed is None else f"{elapsed:.1f} s",
+    ) as clock:
+        for _ in clock:
+            pass
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 @cli.command("export")
