@@ -39,6 +39,7 @@ from wastate.http.schemas import (
     camelize,
     mapping_body,
     message_body,
+    status_event_body,
 )
 from wastate.http.tenancy import TenantResolver
 from wastate.store import Store
@@ -175,7 +176,7 @@ def build_router(
             raise _as_api_error(exc) from exc
         with unit_of_work(tenant) as uow:
             tracked = uow.messages.track(new)
-        created = bool(getattr(tracked, "created", True))
+        created = tracked.created
         answer = {
             "message": "Message tracked successfully" if created else "Message already tracked",
             "created": created,
@@ -232,7 +233,9 @@ def build_router(
             if uow.messages.get(message_id) is None:
                 return error_response(404, "Message not found", field="messageId")
             events = uow.messages.history(message_id)
-        return JSONResponse({"messageId": message_id, "events": [_plain(e) for e in events]})
+        return JSONResponse(
+            {"messageId": message_id, "events": [status_event_body(event) for event in events]}
+        )
 
     @router.get(
         "/state/conversation/{conversationId}/messages",

@@ -20,6 +20,7 @@ from wastate.domain.messages import (
     MessageError,
     MessageType,
     NewMessage,
+    StatusEvent,
     TrackedMessage,
 )
 
@@ -32,6 +33,7 @@ __all__ = [
     "MessageErrorBody",
     "MessageHistoryBody",
     "MessagePage",
+    "StatusEventBody",
     "StatusUpdateBody",
     "StatusUpdateRequest",
     "TrackMessageRequest",
@@ -41,6 +43,7 @@ __all__ = [
     "iso",
     "mapping_body",
     "message_body",
+    "status_event_body",
 ]
 
 
@@ -225,11 +228,30 @@ class MessagePage(_Camel):
     next_before: str | None
 
 
+class StatusEventBody(_Camel):
+    """One recorded delivery-status event (the earliest of its status)."""
+
+    message_id: str
+    status: DeliveryStatus
+    at: AwareDatetime | None
+    error: MessageErrorBody | None = None
+    pricing: dict[str, Any] | None = None
+    conversation: dict[str, Any] | None = None
+    biz_opaque_callback_data: str | None = None
+    recipient_id: str | None = None
+
+
+def status_event_body(event: StatusEvent) -> dict[str, Any]:
+    """The `StatusEventBody` of `event`."""
+    body: dict[str, Any] = camelize(event.model_dump())
+    return body
+
+
 class MessageHistoryBody(_Camel):
     """Every status event recorded for a message, oldest first."""
 
     message_id: str
-    events: list[dict[str, Any]]
+    events: list[StatusEventBody]
 
 
 # --- webhooks and health ----------------------------------------------------------------------
