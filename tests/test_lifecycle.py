@@ -311,3 +311,19 @@ def test_clients_and_tenants_do_not_see_each_other(database_url: str, tenant: st
         assert b.get_config("human_in_the_loop") is None
         assert other.get_statistics()["total_incoming"] == 0
         assert b.add_message({"id": "m1"}, S.INCOMING) is True
+
+
+def test_every_upsert_is_held_by_the_statement_cache() -> None:
+    """The precompiled ON CONFLICT statements have cache keys (dialect inserts do not), so the
+    hot path never recompiles them."""
+    from wastate.repositories import approvals, config, sessions, statistics
+
+    statements = [
+        *approvals._ADD.values(),
+        *config._UPSERT.values(),
+        *statistics._REPLACE.values(),
+        *(s for by_status in statistics._INCREMENT.values() for s in by_status.values()),
+        *(s for by_dialect in sessions._STATEMENTS.values() for s in by_dialect.values()),
+    ]
+    assert len(statements) == 2 + 2 + 2 + 12 + 8
+    assert all(statement._generate_cache_key() is not None for statement in statements)

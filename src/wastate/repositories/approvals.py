@@ -146,7 +146,8 @@ Transition = tuple[MessageStatus | None, MessageStatus, datetime]
 
 
 def _record(row: Row[Any]) -> ApprovalRecord:
-    return ApprovalRecord(
+    # Rows were validated on the way in; skipping validation on the way out halves export time.
+    return ApprovalRecord.model_construct(
         message_id=row[0],
         status=MessageStatus(row[1]),
         payload=row[2],
