@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import redis
-from sqlalchemy import event
+from test_cache import count_database_calls
 
 import wastate
 from wastate.domain.mappings import ConversationMapping
@@ -108,12 +108,6 @@ def outage_store(
         return store
 
     return make
-
-
-def count_sql(store: wastate.Store) -> list[str]:
-    log: list[str] = []
-    event.listen(store.engine, "before_cursor_execute", lambda *args: log.append(args[2]))
-    return log
 
 
 def wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
@@ -211,10 +205,10 @@ def test_the_cache_is_used_again_after_redis_restarts(
     wait_until(lambda: not store.mapping_cache.remote.is_open)
     with store.unit_of_work(tenant) as uow:
         assert uow.mappings.by_wa_id(WA) == known  # a miss that refills Redis
-    log = count_sql(store)
+    calls = count_database_calls(store)
     with store.unit_of_work(tenant) as uow:
         assert uow.mappings.by_wa_id(WA) == known
-    assert log == []
+    assert calls == {}
 
 
 def test_the_near_cache_is_cleared_when_its_listener_reconnects(

@@ -113,7 +113,7 @@ class GuardedCache:
             if self.is_open:
                 return
             self.is_open = True
-            if self._prober is None or not self._prober.is_alive():
+            if self._prober is None:  # one prober at a time; it clears this when it is done
                 self._prober = threading.Thread(
                     target=self._probe, name="wastate-cache-probe", daemon=True
                 )
@@ -133,8 +133,14 @@ class GuardedCache:
             except Exception as exc:  # noqa: BLE001 - still down: try again later
                 log.debug("cache probe failed: %s", exc)
                 continue
+            with self._lock:
+                if self.is_open:  # it failed again between the replay and now: keep probing
+                    continue
+                self._prober = None
             log.warning("cache %s answers again; using it", self.backend.url)
             return
+        with self._lock:
+            self._prober = None
 
     def _replay(self) -> None:
         """Invalidate everything remembered, then close the breaker (under the lock, so no
@@ -172,7 +178,8 @@ class GuardedCache:
     def close(self) -> None:
         """Stop the probe thread and close the backend."""
         self._stop.set()
-        prober = self._prober
+        with self._lock:
+            prober = self._prober
         if prober is not None:
             prober.join(timeout=5)
         self.backend.close()

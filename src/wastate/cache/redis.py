@@ -157,7 +157,7 @@ class _Listener(Subscription):
                 self.connected.set()
                 delay = 0.05
                 while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=0.5)
+                    message = pubsub.get_message(timeout=0.2)  # also how soon close() is seen
                     if message is not None and message.get("type") == "message":
                         self._on_message(message["data"])
             except Exception as exc:  # noqa: BLE001 - any failure: forget, back off, reconnect
