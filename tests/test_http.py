@@ -572,3 +572,146 @@ def test_the_multi_worker_listener_is_marked_tcp_so_answers_are_not_delayed() ->
         assert sock.getsockname()[0] == "127.0.0.1"
     finally:
         sock.close()
+
+
+WEBHOOK_WITH = {
+    "object": "whatsapp_business_account",
+    "entry": [{"id": "1", "changes": [{"field": "messages", "value": {}}]}],
+}
+
+
+def webhook_with(value: dict[str, Any]) -> dict[str, Any]:
+    body = json.loads(json.dumps(WEBHOOK_WITH))
+    body["entry"][0]["changes"][0]["value"] = {"messaging_product": "whatsapp", **value}
+    return body
+
+
+HOSTILE: list[tuple[str, str, str, Any]] = [
+    (
+        "PATCH",
+        "/state/message/wamid.h",
+        "timestamp far future",
+        {"status": "read", "timestamp": "9999-12-31T23:59:59-14:00"},
+    ),
+    (
+        "PATCH",
+        "/state/message/wamid.h",
+        "timestamp year 1",
+        {"status": "read", "timestamp": "0001-01-01T00:00:00+14:00"},
+    ),
+    (
+        "PATCH",
+        "/state/message/wamid.h",
+        "naive timestamp",
+        {"status": "read", "timestamp": "2026-01-01T00:00:00"},
+    ),
+    (
+        "PATCH",
+        "/state/message/wamid.h",
+        "huge error code",
+        {"status": "failed", "error": {"code": 10**30}},
+    ),
+    ("PATCH", "/state/message/wamid.h", "status of wrong type", {"status": 7}),
+    (
+        "POST",
+        "/state/message",
+        "NUL in an id",
+        {"metaMessageId": "wamid.\u0000", "direction": "inbound"},
+    ),
+    (
+        "POST",
+        "/state/message",
+        "NUL in a caption",
+        {"metaMessageId": "wamid.n", "direction": "inbound", "mediaCaption": "a\u0000b"},
+    ),
+    (
+        "POST",
+        "/state/message",
+        "NUL in a conversation id",
+        {"metaMessageId": "wamid.n", "direction": "inbound", "conversationId": "a\u0000"},
+    ),
+    (
+        "POST",
+        "/state/message",
+        "far occurredAt",
+        {
+            "metaMessageId": "wamid.n",
+            "direction": "inbound",
+            "occurredAt": "9999-12-31T23:59:59-14:00",
+        },
+    ),
+    (
+        "POST",
+        "/state/message",
+        "unknown field",
+        {"metaMessageId": "wamid.n", "direction": "inbound", "colour": "red"},
+    ),
+    ("POST", "/state/message", "a list body", [1, 2, 3]),
+    ("GET", "/state/conversation/a%00b", "NUL in a path", None),
+    ("GET", "/state/conversation/a%00b/messages", "NUL in a listed conversation", None),
+    ("GET", "/state/conversation/x/messages?before=nowhere", "unknown page cursor", None),
+    ("GET", "/state/conversation/x/messages?limit=0", "limit zero", None),
+    ("GET", "/state/message/a%20b", "a space in a message id", None),
+    ("GET", "/state/mapping/%E2%80%8F919876543210", "an invisible character in a waId", None),
+    ("GET", "/state/mapping/" + "9" * 200, "an over-long waId", None),
+    (
+        "POST",
+        "/state/mapping/+919876543210/correlate",
+        "NUL in a correlation",
+        {"conversationId": "a\u0000"},
+    ),
+    (
+        "POST",
+        "/webhooks/whatsapp",
+        "a timestamp beyond year 9999",
+        webhook_with(
+            {
+                "statuses": [
+                    {
+                        "id": "wamid.w",
+                        "status": "read",
+                        "timestamp": "99999999999999",
+                        "recipient_id": "919876543210",
+                    }
+                ]
+            }
+        ),
+    ),
+    ("POST", "/webhooks/whatsapp", "an empty object", {}),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "what", "body"), HOSTILE, ids=[case[2] for case in HOSTILE]
+)
+def test_hostile_input_is_a_4xx_naming_the_problem_never_a_500(
+    make_client: Callable[..., TestClient],
+    tenant: str,
+    method: str,
+    url: str,
+    what: str,
+    body: Any,
+) -> None:
+    """Unstorable values, out-of-range times and malformed ids are the caller's 4xx."""
+    client = make_client(default_tenant=tenant)
+    track(client, tenant, "conv-h", "wamid.h")
+    answer = client.request(method, url, json=body)
+    assert 400 <= answer.status_code < 500, (what, answer.status_code, answer.text)
+    assert answer.json()["error"]
+
+
+def test_a_webhook_contact_name_with_nul_is_never_a_500(
+    make_client: Callable[..., TestClient], tenant: str
+) -> None:
+    """SQLite stores a NUL, PostgreSQL cannot: either way the answer is not a server error."""
+    client = make_client(default_tenant=tenant)
+    body = webhook_with(
+        {
+            "contacts": [{"wa_id": "919876543210", "profile": {"name": "a\u0000b"}}],
+            "messages": [
+                {"from": "919876543210", "id": "wamid.w", "timestamp": "1", "type": "text"}
+            ],
+        }
+    )
+    answer = client.post("/webhooks/whatsapp", json=body)
+    assert answer.status_code in (200, 400, 422), answer.text

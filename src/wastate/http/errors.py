@@ -9,9 +9,12 @@ and answered with a bare 500 that leaks nothing.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import psycopg
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -108,6 +111,20 @@ def _status_of(exc: WastateError) -> int:
     return 500
 
 
+def _database_status(exc: Exception) -> tuple[int, str]:
+    """The answer for a database error no repository translated."""
+    original = exc.orig if isinstance(exc, sqlalchemy.exc.DBAPIError) else exc
+    if isinstance(original, psycopg.DataError | sqlite3.DataError) or isinstance(
+        exc, sqlalchemy.exc.DataError
+    ):
+        return 400, "a value cannot be stored (out of range or not representable)"
+    if isinstance(original, psycopg.OperationalError | psycopg.InterfaceError) or (
+        isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated
+    ):
+        return 503, "the database is unavailable"
+    return 500, "internal server error"
+
+
 def _location(loc: Sequence[int | str]) -> str:
     """`("body", "status")` → `body.status`; `("header", "x-tenant-id")` → `header.x-tenant-id`."""
     return ".".join(str(part) for part in loc) or "request"
@@ -137,7 +154,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         problems = [
-            FieldProblem(field=_location(error.get("loc", ())), message=str(error.get("msg", "")))
+            FieldProblem(
+                field=_location(error.get("loc", ())),
+                message=str(error.get("msg", "")).removeprefix("Value error, "),
+            )
             for error in exc.errors()
         ]
         first = problems[0] if problems else FieldProblem(field="request", message="invalid")
@@ -150,6 +170,20 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else "request refused"
         return error_response(exc.status_code, message, headers=exc.headers)
 
+    async def on_database_error(_request: Request, exc: Exception) -> JSONResponse:
+        # The repositories translate what they expect; this is the net under the rest, so
+        # that a value the database cannot store is the caller's 400 and an outage a 503.
+        status, message = _database_status(exc)
+        if status == 500:
+            log.error("untranslated database error", exc_info=exc)
+        else:
+            log.warning("database error answered %d: %s", status, exc)
+        return error_response(status, message)
+
+    async def on_overflow(_request: Request, exc: Exception) -> JSONResponse:
+        log.warning("value out of range: %s", exc)
+        return error_response(400, "a value is out of range")
+
     async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error", exc_info=exc)
         return error_response(500, "internal server error")
@@ -158,4 +192,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(WastateError, on_wastate_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(sqlalchemy.exc.DBAPIError, on_database_error)
+    app.add_exception_handler(psycopg.Error, on_database_error)
+    app.add_exception_handler(OverflowError, on_overflow)
     app.add_exception_handler(Exception, on_unexpected)

@@ -21,6 +21,7 @@ from pydantic.alias_generators import to_camel
 from starlette.concurrency import run_in_threadpool
 
 from wastate import webhooks
+from wastate.domain.ids import require_external_id
 from wastate.http.config import HttpConfig
 from wastate.http.errors import ApiError, ErrorBody, FieldProblem, error_response
 from wastate.http.health import HealthChecker
@@ -258,6 +259,7 @@ def build_router(
         ] = None,
     ) -> JSONResponse:
         tenant = resolver.resolve(request)
+        require_external_id(conversation_id, field="conversationId")
         with unit_of_work(tenant) as uow:
             messages = uow.messages.for_conversation(conversation_id, limit=limit, before=before)
         last = messages[-1] if len(messages) == limit else None

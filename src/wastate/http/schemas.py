@@ -7,10 +7,10 @@ the schemathesis test checks that every answer still matches these models.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from wastate.domain.mappings import ConversationMapping, MappingStatus
@@ -51,6 +51,27 @@ class _Camel(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid"
     )
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL; refuse it here, naming the field, not deep in SQL.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
+
+def _utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("is outside the representable range once converted to UTC") from exc
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+"""An ISO 8601 time with a zone, converted to UTC (refused if that overflows)."""
+
+_INT32 = 2**31 - 1
 
 
 def iso(value: datetime | None) -> str | None:
@@ -117,7 +138,7 @@ class CorrelateRequest(_Camel):
 class MessageErrorBody(_Camel):
     """WhatsApp's error for a failed message."""
 
-    code: int | None = None
+    code: int | None = Field(None, ge=-_INT32 - 1, le=_INT32)
     title: str | None = Field(None, max_length=4096)
     message: str | None = Field(None, max_length=4096)
     details: str | None = Field(None, max_length=4096)
@@ -141,7 +162,7 @@ class TrackMessageRequest(_Camel):
     media_sha256: str | None = Field(None, max_length=128)
     media_filename: str | None = Field(None, max_length=1024)
     media_caption: str | None = Field(None, max_length=4096)
-    occurred_at: AwareDatetime | None = Field(None, description="when the status was reached")
+    occurred_at: UtcDatetime | None = Field(None, description="when the status was reached")
 
     def to_new_message(self) -> NewMessage:
         """The domain form (without the tenant, which the unit of work carries)."""
@@ -152,7 +173,7 @@ class StatusUpdateRequest(_Camel):
     """The seed's `PATCH /state/message/{messageId}` body, plus an optional time and error."""
 
     status: DeliveryStatus
-    timestamp: AwareDatetime | None = Field(None, description="when it happened (default: now)")
+    timestamp: UtcDatetime | None = Field(None, description="when it happened (default: now)")
     error: MessageErrorBody | None = Field(None, description="WhatsApp's error, for `failed`")
 
     def domain_error(self) -> MessageError | None:
