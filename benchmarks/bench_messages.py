@@ -232,11 +232,19 @@ def postgres_suite(rounds: int, singles: int) -> list[Result]:
         )
     )
 
-    def track_many(ids: list[str]) -> None:
+    def track_many(messages: list[wastate.NewMessage]) -> None:
         with store.unit_of_work(tenant) as uow:
-            uow.messages.track_many(new_messages(ids))
+            uow.messages.track_many(messages)
 
-    results.append(timed("wastate track_many(1000)", rounds, BATCH, ids_for("tm"), track_many))
+    results.append(
+        timed(
+            "wastate track_many(1000)",
+            rounds,
+            BATCH,
+            lambda _i: new_messages(fresh_ids("tm", BATCH)),
+            track_many,
+        )
+    )
 
     # Status batches need messages still at `sent`: one pre-tracked block per run.
     blocks = [fresh_ids("g", BATCH) for _ in range(rounds + 3)]
@@ -275,11 +283,13 @@ def postgres_suite(rounds: int, singles: int) -> list[Result]:
     )
     singles_ids = fresh_ids("ws", singles + 3)
 
-    def track(external: str) -> None:
+    def track(message: wastate.NewMessage) -> None:
         with store.unit_of_work(tenant) as uow:
-            uow.messages.track(new_messages([external])[0])
+            uow.messages.track(message)
 
-    results.append(timed("wastate track", singles, 1, lambda i: singles_ids[i], track))
+    results.append(
+        timed("wastate track", singles, 1, lambda i: new_messages([singles_ids[i]])[0], track)
+    )
 
     targets = fresh_ids("ru", singles + 3)
     seed(store, tenant, targets)

@@ -79,9 +79,8 @@ def test_track_stores_the_message_with_its_first_status_time(
     assert message.created_at.utcoffset() == timedelta(0)
     with store.unit_of_work(tenant) as uow:
         assert uow.messages.get("wamid.test123") == message.model_copy(update={"created": False})
-        assert [(e.status, e.at) for e in uow.messages.history("wamid.test123")] == [
-            (DeliveryStatus.SENT, T0)
-        ]
+        # Tracking is not a status event: the first status lives on the record only.
+        assert uow.messages.history("wamid.test123") == []
 
 
 @pytest.mark.parametrize("by", ["meta", "genesys"])
@@ -124,7 +123,7 @@ def test_track_many_keeps_input_order_and_marks_repeats_as_duplicates(
         records = uow.messages.track_many(batch)
     assert [r.meta_message_id for r in records] == ["wamid.b", "wamid.old", "wamid.a", "wamid.b"]
     assert [r.created for r in records] == [True, False, True, False]
-    assert counts(store, tenant)[:2] == (3, 3)
+    assert counts(store, tenant)[:2] == (3, 0)
 
 
 # --------------------------------------------------------------------------- the status rule
@@ -172,7 +171,6 @@ def test_failed_outranks_sent_but_not_a_delivery(store: wastate.Store, tenant: s
     assert delivered.status is DeliveryStatus.DELIVERED
     assert delivered.failed_at == minutes(1)
     assert [e.status for e in _history(store, tenant, "wamid.f")] == [
-        DeliveryStatus.QUEUED,
         DeliveryStatus.SENT,
         DeliveryStatus.FAILED,
         DeliveryStatus.DELIVERED,
@@ -228,7 +226,9 @@ def test_pricing_conversation_and_tracker_of_status_events_are_kept(
             ]
         )
         history = uow.messages.history("wamid.1")
-    (record,) = result.messages
+        record = uow.messages.get("wamid.1")
+    assert record is not None
+    assert result.updated == ["wamid.1"]
     assert result.applied == 2
     assert result.pending == []
     assert record.pricing == pricing
@@ -249,11 +249,8 @@ def test_history_holds_one_row_per_status_with_the_earliest_time(
         for at in (minutes(3), minutes(1), minutes(2), minutes(1)):
             uow.messages.update_status("wamid.1", "delivered", at=at)
     history = _history(store, tenant, "wamid.1")
-    assert [(e.status, e.at) for e in history] == [
-        (DeliveryStatus.SENT, T0),
-        (DeliveryStatus.DELIVERED, minutes(1)),
-    ]
-    assert counts(store, tenant)[1] == 2
+    assert [(e.status, e.at) for e in history] == [(DeliveryStatus.DELIVERED, minutes(1))]
+    assert counts(store, tenant)[1] == 1
 
 
 def test_a_status_event_without_a_time_is_stamped_with_the_store_clock(
@@ -299,7 +296,7 @@ def test_an_event_for_an_unknown_id_is_parked_and_adopted_by_track(
     assert record.created is True
     assert record.status is DeliveryStatus.READ
     assert (record.sent_at, record.delivered_at, record.read_at) == (T0, minutes(1), minutes(3))
-    assert counts(store, tenant) == (1, 3, 0)
+    assert counts(store, tenant) == (1, 2, 0)
 
 
 def test_parked_events_are_purged_when_old(
@@ -348,7 +345,7 @@ def test_a_track_racing_an_event_for_its_id_never_loses_the_event(
     with store.unit_of_work(tenant) as uow:
         statuses = [uow.messages.get(f"wamid.race{i}") for i in range(rounds)]
     assert all(s is not None and s.status is DeliveryStatus.DELIVERED for s in statuses)
-    assert counts(store, tenant) == (rounds, 2 * rounds, 0)
+    assert counts(store, tenant) == (rounds, rounds, 0)
 
 
 @pytest.mark.postgres
@@ -381,7 +378,7 @@ def test_concurrent_updates_of_one_message_lose_no_event(
         minutes(2),
         minutes(3),
     )
-    assert counts(store, tenant)[1] == 4
+    assert counts(store, tenant)[1] == 3
 
 
 # --------------------------------------------------------------------------- reads
@@ -475,12 +472,12 @@ def test_no_read_or_update_crosses_tenants_by_either_id(store: wastate.Store, te
         result = uow.messages.apply_status_events(
             [{"message_id": "wamid.shared", "status": "failed", "at": minutes(1)}]
         )
-        assert result.messages == []
+        assert result.updated == []
         assert result.pending == ["wamid.shared"]
         theirs = uow.messages.track(outbound("wamid.shared", genesys_message_id="gen-shared"))
     with store.unit_of_work(tenant) as uow:
         assert uow.messages.get("wamid.shared") == mine.model_copy(update={"created": False})
-        assert len(uow.messages.history("gen-shared")) == 1
+        assert uow.messages.history("gen-shared") == []
     assert theirs.created is True
     assert theirs.tenant_id == other
     assert theirs.status is DeliveryStatus.READ  # its own parked events, not ours

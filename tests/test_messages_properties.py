@@ -137,6 +137,9 @@ def expected(every: list[Event | Track]) -> tuple[dict[str, Any], list[tuple[Any
         seen = [e for e in every if e.status is status]
         first = min(seen, key=lambda e: e.at) if seen else None
         record[status.timestamp_field] = first.at if first else None
+        # The history holds status events; the track's own status is on the record only.
+        seen = [e for e in seen if isinstance(e, Event)]
+        first = min(seen, key=lambda e: e.at) if seen else None
         if first is not None:
             # Each payload key comes from the earliest event of the status that carries it.
             merged: dict[str, Any] = {}

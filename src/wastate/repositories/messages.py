@@ -49,6 +49,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from wastate.db.base import UTCDateTime, table_of
@@ -94,16 +95,18 @@ _PARK_ATTEMPTS = 5
 
 
 class StatusBatchResult(BaseModel):
-    """What `apply_status_events` did: the records it touched and the ids it parked."""
+    """What `apply_status_events` did. Counts and ids only, so a burst stays cheap; `get` a
+    record when you need it."""
 
     model_config = ConfigDict(frozen=True)
 
-    messages: list[TrackedMessage]
-    """Each touched record after the batch, once, in the order its first event came."""
     applied: int
-    """Events matched to a tracked message (duplicates included: they change nothing)."""
+    """Events matched to a tracked message (re-sent ones included: they change nothing)."""
     pending: list[str]
-    """External ids with no tracked message; their events were parked for `track` to adopt."""
+    """External ids no tracked message has; their events were parked for `track` to adopt."""
+    updated: list[str]
+    """The id (WhatsApp id, else contact-center id) of each message the batch touched, once,
+    in the order of its first event."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,22 +137,16 @@ def _pg_rank(expression: str) -> str:
 _PG_ROW = ", ".join(column.name for column in _T.columns)
 _PG_ERROR_COLUMNS = ", ".join(f"error_{name}" for name in _ERROR_FIELDS)
 
-_PG_UNNEST_EVENTS = """
-    SELECT * FROM unnest(
-        CAST(:ext AS text[]), CAST(:status AS text[]), CAST(:at AS timestamptz[]),
-        CAST(:error_code AS int[]), CAST(:error_title AS text[]),
-        CAST(:error_message AS text[]), CAST(:error_details AS text[]),
-        CAST(:payload AS jsonb[])
-    ) WITH ORDINALITY AS e(ext, status, at, error_code, error_title, error_message,
-                           error_details, payload, ord)
+# Batches travel as one JSON document (json.dumps runs in C; a dozen Python-dumped arrays of a
+# thousand elements each do not), unpacked by the server in the statement itself.
+_PG_JSON_EVENTS = """
+    SELECT x ->> 0 AS ext, x ->> 1 AS status, CAST(x ->> 2 AS timestamptz) AS at,
+        CAST(x ->> 3 AS int) AS error_code, x ->> 4 AS error_title, x ->> 5 AS error_message,
+        x ->> 6 AS error_details,
+        CASE WHEN jsonb_typeof(x -> 7) = 'object' THEN x -> 7 END AS payload,
+        ord
+    FROM jsonb_array_elements(CAST(:events AS jsonb)) WITH ORDINALITY AS e(x, ord)
 """
-
-_PG_ADOPTED_EVENTS = f"""
-    DELETE FROM pending_status_events
-    WHERE tenant_id = :tenant AND external_id = ANY(CAST(:ids AS text[]))
-    RETURNING external_id AS ext, status, occurred_at AS at, {_PG_ERROR_COLUMNS}, payload,
-              id AS ord
-"""  # noqa: S608 - built from this module's constants only, as is all SQL text here
 
 
 def _pg_first_events(source: str, key: str) -> str:
@@ -191,8 +188,9 @@ def _pg_keep_earliest(alias: str) -> str:
     WHERE {earlier} OR NOT ({old} @> {new})"""
 
 
-def _pg_apply_sql(events: str) -> str:
-    """One statement: match `events` to messages, apply the rule per message, append history."""
+def _pg_apply_sql(events: str, returning: str) -> str:
+    """One statement: match `events` to messages, apply the rule per message, append history;
+    `returning` is what to select from the updated rows."""
     per_status = ",\n".join(
         f"min(at) FILTER (WHERE status = '{s.value}') AS {s.timestamp_field}"
         for s in DeliveryStatus
@@ -273,12 +271,60 @@ history AS (
     FROM ({_pg_first_events("hit", "message_id")}) firsts
     ON CONFLICT (tenant_id, message_id, status) {_pg_keep_earliest("h")}
 )
+SELECT {returning} FROM upd
+"""  # noqa: S608
+
+
+def _pg_apply_one_sql() -> str:
+    """`_pg_apply_sql` for exactly one event given as scalars (`update_status`): the same rule
+    without the batch's aggregation, for the latency of a single webhook."""
+    status, at = "CAST(:status AS varchar)", "CAST(:at AS timestamptz)"
+    errors = {n: f"CAST(:error_{n} AS {'int' if n == 'code' else 'text'})" for n in _ERROR_FIELDS}
+    rises = f"{_pg_rank(status)} > {_pg_rank('t.status')}"
+    set_times = ",\n".join(
+        f"{s.timestamp_field} = CASE WHEN {status} = '{s.value}'"
+        f" THEN LEAST(t.{s.timestamp_field}, {at}) ELSE t.{s.timestamp_field} END"
+        for s in DeliveryStatus
+    )
+    first_failure = f"{status} = '{_FAILED}' AND (t.failed_at IS NULL OR {at} < t.failed_at)"
+    set_errors = ",\n".join(
+        f"error_{n} = CASE WHEN {first_failure} THEN {errors[n]} ELSE t.error_{n} END"
+        for n in _ERROR_FIELDS
+    )
+    own_time = " ".join(
+        f"WHEN '{s.value}' THEN COALESCE(t.{s.timestamp_field}, 'infinity')" for s in DeliveryStatus
+    )
+    return f"""
+WITH target AS (
+    (SELECT id FROM message_tracking WHERE tenant_id = :tenant AND meta_message_id = :ext)
+    UNION ALL
+    (SELECT id FROM message_tracking WHERE tenant_id = :tenant AND genesys_message_id = :ext)
+    LIMIT 1
+),
+upd AS (
+    UPDATE message_tracking t SET
+        status = CASE WHEN {rises} THEN {status} ELSE t.status END,
+        {set_times},
+        {set_errors},
+        updated_at = CASE WHEN {rises} OR {at} < (CASE {status} {own_time} END)
+                          THEN :now ELSE t.updated_at END
+    FROM target WHERE t.id = target.id
+    RETURNING t.*
+),
+history AS (
+    INSERT INTO message_status_events AS h
+        (tenant_id, message_id, status, occurred_at, recorded_at, {_PG_ERROR_COLUMNS}, payload)
+    SELECT :tenant, id, {status}, {at}, :now, {", ".join(errors.values())}, NULL FROM upd
+    ON CONFLICT (tenant_id, message_id, status) {_pg_keep_earliest("h")}
+)
 SELECT {_PG_ROW} FROM upd
 """  # noqa: S608
 
 
-_PG_APPLY = text(_pg_apply_sql(_PG_UNNEST_EVENTS)).columns(*_T.columns)
-_PG_ADOPT = text(_pg_apply_sql(_PG_ADOPTED_EVENTS)).columns(*_T.columns)
+_PG_IDS = "id, meta_message_id, genesys_message_id"
+_PG_APPLY = text(_pg_apply_sql(_PG_JSON_EVENTS, _PG_IDS))
+_PG_APPLY_ROWS = text(_pg_apply_sql(_PG_JSON_EVENTS, _PG_ROW)).columns(*_T.columns)
+_PG_APPLY_ONE = text(_pg_apply_one_sql()).columns(*_T.columns)
 
 _PG_PROBE = text(
     """
@@ -294,7 +340,7 @@ RETURNING id, meta_message_id
 
 _PG_PARK = text(
     f"""
-WITH ev AS ({_PG_UNNEST_EVENTS}),
+WITH ev AS ({_PG_JSON_EVENTS}),
 probes_gone AS (
     DELETE FROM message_tracking
     WHERE tenant_id = :tenant AND id = ANY(CAST(:probe_ids AS bigint[]))
@@ -328,42 +374,29 @@ _INSERT_COLUMNS = [
     "error_details",
     "biz_opaque_callback_data",
 ]
-_INSERT_ARRAY_TYPES = {"error_code": "int[]"}
-
-_UNNEST_INSERT_ARRAYS = ", ".join(
-    f"CAST(:{c} AS {_INSERT_ARRAY_TYPES.get(c, 'text[]')})" for c in _INSERT_COLUMNS
+_INSERT_CASTS = {"error_code": "int"}
+_INSERT_FIELDS = ",\n        ".join(
+    f"CAST(x ->> {i} AS {_INSERT_CASTS[c]}) AS {c}" if c in _INSERT_CASTS else f"x ->> {i} AS {c}"
+    for i, c in enumerate(_INSERT_COLUMNS)
 )
 
 _PG_INSERT = text(
     f"""
 WITH r AS (
-    SELECT * FROM unnest(
-        {_UNNEST_INSERT_ARRAYS},
-        CAST(:at AS timestamptz[])
-    ) WITH ORDINALITY AS r({", ".join(_INSERT_COLUMNS)}, at, ord)
-),
-ins AS (
-    INSERT INTO message_tracking
-        (tenant_id, {", ".join(_INSERT_COLUMNS)}, {", ".join(_AT_COLUMNS)}, created_at, updated_at)
-    SELECT :tenant, {", ".join(f"r.{c}" for c in _INSERT_COLUMNS)},
-        {", ".join(f"CASE WHEN r.status = '{s.value}' THEN r.at END" for s in DeliveryStatus)},
-        :now, :now
-    FROM r ORDER BY r.ord
-    ON CONFLICT DO NOTHING
-    RETURNING *
-),
-history AS (
-    INSERT INTO message_status_events
-        (tenant_id, message_id, status, occurred_at, recorded_at, {_PG_ERROR_COLUMNS}, payload)
-    SELECT tenant_id, id, status, COALESCE({", ".join(_AT_COLUMNS)}), :now,
-        {", ".join(f"CASE WHEN status = '{_FAILED}' THEN error_{n} END" for n in _ERROR_FIELDS)},
-        CASE WHEN biz_opaque_callback_data IS NOT NULL
-             THEN jsonb_build_object('biz_opaque_callback_data', biz_opaque_callback_data) END
-    FROM ins
+    SELECT {_INSERT_FIELDS},
+        CAST(x ->> {len(_INSERT_COLUMNS)} AS timestamptz) AS at, ord
+    FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS e(x, ord)
 )
-SELECT {_PG_ROW} FROM ins
+INSERT INTO message_tracking
+    (tenant_id, {", ".join(_INSERT_COLUMNS)}, {", ".join(_AT_COLUMNS)}, created_at, updated_at)
+SELECT :tenant, {", ".join(f"r.{c}" for c in _INSERT_COLUMNS)},
+    {", ".join(f"CASE WHEN r.status = '{s.value}' THEN r.at END" for s in DeliveryStatus)},
+    :now, :now
+FROM r ORDER BY r.ord
+ON CONFLICT DO NOTHING
+RETURNING meta_message_id, genesys_message_id
 """  # noqa: S608
-).columns(*_T.columns)
+)
 
 # --------------------------------------------------------------------------- SQLite statements
 
@@ -499,8 +532,9 @@ _PENDING = (
     .where(_P.c.tenant_id == _tenant, _P.c.external_id == _one_id)
     .order_by(_P.c.occurred_at, _rank(_P.c.status))
 )
-_PENDING_FOR_IDS = select(_P).where(_P.c.tenant_id == _tenant, _P.c.external_id.in_(_ids))
-_DELETE_PENDING_PKS = delete(_P).where(_P.c.tenant_id == _tenant, _P.c.id.in_(_ids))
+_TAKE_PARKED = (
+    delete(_P).where(_P.c.tenant_id == _tenant, _P.c.external_id.in_(_ids)).returning(*_P.columns)
+)
 
 _cursor_created = bindparam("cursor_created", type_=UTCDateTime())
 _cursor_pk = bindparam("cursor_pk", type_=BigInteger())
@@ -534,9 +568,20 @@ _PURGE_PENDING = delete(_P).where(_P.c.tenant_id == _tenant, _P.c.id.in_(_purge_
 
 
 def _to_model(row: Row[Any], *, created: bool = False) -> TrackedMessage:
+    """A stored row as a `TrackedMessage`."""
     values = row._mapping
     data = {name: values[name] for name in _MODEL_COLUMNS}
     data["created"] = created
+    return TrackedMessage.model_validate(data)
+
+
+def _as_inserted(item: NewMessage, tenant: str, now: datetime) -> TrackedMessage:
+    """The record `track` just inserted for `item`, without reading it back."""
+    data = _insert_values(item, now)
+    at = data.pop("at")
+    data.update(dict.fromkeys(_AT_COLUMNS), pricing=None, conversation_info=None)
+    data[item.status.timestamp_field] = at
+    data.update(tenant_id=tenant, created_at=now, updated_at=now, created=True)
     return TrackedMessage.model_validate(data)
 
 
@@ -583,9 +628,9 @@ def _new_message(value: NewMessage | Mapping[str, Any], field: str) -> NewMessag
     for name in ("meta_message_id", "genesys_message_id"):
         external = getattr(message, name)
         if external is not None:
-            require_external_id(external, field=f"{field}.{name}" if field else name)
+            require_external_id(external, field=f"{field}.{name}")
     if message.wa_id is not None:
-        wa_id = normalize_wa_id(message.wa_id, field=f"{field}.wa_id" if field else "wa_id")
+        wa_id = normalize_wa_id(message.wa_id, field=f"{field}.wa_id")
         if wa_id != message.wa_id:
             message = message.model_copy(update={"wa_id": wa_id})
     return message
@@ -604,6 +649,10 @@ def _status_event(value: StatusEvent | Mapping[str, Any], field: str, now: datet
     ext = require_external_id(event.message_id, field=f"{field}.message_id")
     at = now if event.at is None else as_utc(event.at)
     return _Event(ext, event.status, at, event.error, _event_payload(event))
+
+
+def _ids_of(item: NewMessage | Row[Any]) -> list[str]:
+    return [x for x in (item.meta_message_id, item.genesys_message_id) if x is not None]
 
 
 # --------------------------------------------------------------------------- the repository
@@ -626,14 +675,16 @@ class MessageRepository:
 
         A duplicate (either id already tracked) returns the stored record with `created=False`
         and writes nothing; ids that contradict the stored record's raise `Conflict`. A new
-        record adopts any status events parked for its ids (see `update_status`).
+        record adopts any status events parked for its ids (see `update_status`). The status
+        given here is the record's first (with its time); the history holds status events.
         """
         return self.track_many([message])[0]
 
     def track_many(
         self, messages: Iterable[NewMessage | Mapping[str, Any]]
     ) -> list[TrackedMessage]:
-        """`track` for a batch, in one statement (PostgreSQL) or one `executemany` (SQLite).
+        """`track` for a batch: one INSERT (PostgreSQL) or one `executemany` (SQLite), then one
+        statement adopting parked events.
 
         Returns one record per input, in input order; an input repeating an earlier one's id is
         a duplicate of it.
@@ -643,141 +694,112 @@ class MessageRepository:
             return []
         now = self._db.now()
         insert = self._pg_insert if self._postgres else self._lite_insert
-        inserted = insert(items, now)
-        if inserted:
-            adopted = self._adopt(inserted, now)
-            inserted = [adopted.get(row.id, row) for row in inserted]
-        return self._results(items, inserted)
+        created = insert(items, now)
+        adopted: dict[str, Row[Any]] = {}
+        if created:
+            ids = sorted({x for index in created for x in _ids_of(items[index])})
+            for row in self._adopt(ids, now):
+                for external in _ids_of(row):
+                    adopted[external] = row
+        return self._results(items, created, adopted, now)
 
-    def _results(self, items: list[NewMessage], inserted: list[Row[Any]]) -> list[TrackedMessage]:
-        """One record per input: its inserted row (created) or the stored one (duplicate)."""
-        by_meta: dict[str, tuple[Row[Any], bool]] = {}
-        by_genesys: dict[str, tuple[Row[Any], bool]] = {}
-
-        def remember(row: Row[Any], created: bool) -> None:
-            if row.meta_message_id is not None:
-                by_meta.setdefault(row.meta_message_id, (row, created))
-            if row.genesys_message_id is not None:
-                by_genesys.setdefault(row.genesys_message_id, (row, created))
-
-        for row in inserted:
-            remember(row, True)
-        missing = {
-            external
-            for item in items
-            for external in (item.meta_message_id, item.genesys_message_id)
-            if external is not None and external not in by_meta and external not in by_genesys
-        }
-        if missing:
-            for row in self._db.read(
-                _ROWS_BY_IDS, {"tenant": self._db.tenant_id, "ids": sorted(missing)}
-            ):
-                remember(row, False)
-        results: list[TrackedMessage] = []
-        claimed: set[int] = set()
-        for index, item in enumerate(items):
-            found = (by_meta.get(item.meta_message_id) if item.meta_message_id else None) or (
-                by_genesys.get(item.genesys_message_id) if item.genesys_message_id else None
-            )
-            if found is None:  # pragma: no cover - the row was deleted under our feet
-                raise Conflict(f"messages[{index}]: tracked concurrently and deleted again")
-            row, created = found
-            _check_same_message(item, row, index)
-            first = created and row.id not in claimed
-            claimed.add(row.id)
-            results.append(_to_model(row, created=first))
-        return results
-
-    def _pg_insert(self, items: list[NewMessage], now: datetime) -> list[Row[Any]]:
-        # Sorted by id so concurrent batches take the unique-index locks in one order.
-        ordered = sorted(items, key=lambda m: (m.meta_message_id or "", m.genesys_message_id or ""))
-        params: dict[str, Any] = {c: [] for c in _INSERT_COLUMNS}
-        params["at"] = []
-        for item in ordered:
-            row = _insert_values(item, now)
-            for column in _INSERT_COLUMNS:
-                params[column].append(row[column])
-            params["at"].append(row["at"])
-        params.update(tenant=self._db.tenant_id, now=now)
-        return list(self._db.write(_PG_INSERT, params))
-
-    def _lite_insert(self, items: list[NewMessage], now: datetime) -> list[Row[Any]]:
+    def _results(
+        self,
+        items: list[NewMessage],
+        created: set[int],
+        adopted: dict[str, Row[Any]],
+        now: datetime,
+    ) -> list[TrackedMessage]:
+        """One record per input: what it inserted (created), or the stored one (duplicate)."""
         tenant = self._db.tenant_id
-        ids = sorted(
-            {x for m in items for x in (m.meta_message_id, m.genesys_message_id) if x is not None}
+        results: list[TrackedMessage | None] = [None] * len(items)
+        records: dict[str, TrackedMessage] = {}  # by external id: created first, then stored
+        for index in sorted(created):
+            item = items[index]
+            row = next((adopted[x] for x in _ids_of(item) if x in adopted), None)
+            record = (
+                _as_inserted(item, tenant, now) if row is None else _to_model(row, created=True)
+            )
+            results[index] = record
+            for external in _ids_of(item):
+                records[external] = record
+        missing = sorted(
+            {x for i, item in enumerate(items) if i not in created for x in _ids_of(item)}
+            - records.keys()
         )
-        # The write lock first (BEGIN IMMEDIATE): nothing can be tracked between check and insert.
-        taken = {
-            external
-            for row in self._db.write(_ROWS_BY_IDS, {"tenant": tenant, "ids": ids})
-            for external in (row.meta_message_id, row.genesys_message_id)
-            if external is not None
+        if missing:
+            stored = self._db.read(_ROWS_BY_IDS, {"tenant": tenant, "ids": missing})
+            for external, row in _by_external(stored).items():
+                records.setdefault(external, _to_model(row))
+        for index, item in enumerate(items):
+            if results[index] is not None:
+                continue
+            found = next((records[x] for x in _ids_of(item) if x in records), None)
+            if found is None:  # pragma: no cover - deleted between the insert and the read
+                raise Conflict(f"messages[{index}]: tracked concurrently and deleted again")
+            _check_same_message(item, found, index)
+            results[index] = found.model_copy(update={"created": False}) if found.created else found
+        return [record for record in results if record is not None]
+
+    def _pg_insert(self, items: list[NewMessage], now: datetime) -> set[int]:
+        """Insert the new items in one statement; the indexes of the items it inserted."""
+        # Sorted by id so concurrent batches take the unique-index locks in one order.
+        order = sorted(range(len(items)), key=lambda i: _ids_of(items[i]))
+        rows = json.dumps([_insert_row(items[i], now) for i in order], separators=(",", ":"))
+        inserted = {
+            (row.meta_message_id, row.genesys_message_id)
+            for row in self._db.write(
+                _PG_INSERT, {"rows": rows, "tenant": self._db.tenant_id, "now": now}
+            )
         }
+        created: set[int] = set()
+        for index in order:
+            key = (items[index].meta_message_id, items[index].genesys_message_id)
+            if key in inserted:
+                inserted.discard(key)  # a repeat of the same ids is a duplicate of the first
+                created.add(index)
+        return created
+
+    def _lite_insert(self, items: list[NewMessage], now: datetime) -> set[int]:
+        tenant = self._db.tenant_id
+        ids = sorted({x for item in items for x in _ids_of(item)})
+        # A write first: the transaction holds SQLite's write lock from the check on, so nothing
+        # can be tracked between it and the insert.
+        taken = {
+            x
+            for row in self._db.write(_ROWS_BY_IDS, {"tenant": tenant, "ids": ids})
+            for x in _ids_of(row)
+        }
+        created: set[int] = set()
         fresh: list[dict[str, Any]] = []
-        for item in items:
-            mine = [x for x in (item.meta_message_id, item.genesys_message_id) if x is not None]
+        for index, item in enumerate(items):
+            mine = _ids_of(item)
             if any(x in taken for x in mine):
                 continue
             taken.update(mine)
+            created.add(index)
             values = _insert_values(item, now)
             at = values.pop("at")
-            values.update(
-                dict.fromkeys(_AT_COLUMNS),
-                tenant_id=tenant,
-                created_at=now,
-                updated_at=now,
-                pricing=None,
-                conversation_info=None,
-            )
+            values.update(dict.fromkeys(_AT_COLUMNS), tenant_id=tenant, created_at=now)
+            values.update(updated_at=now, pricing=None, conversation_info=None)
             values[item.status.timestamp_field] = at
             fresh.append(values)
-        if not fresh:
-            return []
-        self._db.write(_LITE_INSERT, fresh)
-        new_ids = sorted(
-            {x for v in fresh for x in (v["meta_message_id"], v["genesys_message_id"]) if x}
-        )
-        rows = list(self._db.write(_ROWS_BY_IDS, {"tenant": tenant, "ids": new_ids}))
-        self._lite_history(
-            [
-                (
-                    row.id,
-                    _Event(
-                        ext="",
-                        status=DeliveryStatus(row.status),
-                        at=as_utc(row._mapping[DeliveryStatus(row.status).timestamp_field]),
-                        error=_row_error(row) if row.status == _FAILED else None,
-                        payload=(
-                            {"biz_opaque_callback_data": row.biz_opaque_callback_data}
-                            if row.biz_opaque_callback_data is not None
-                            else None
-                        ),
-                    ),
-                )
-                for row in rows
-            ],
-            now,
-        )
-        return rows
+        if fresh:
+            self._db.write(_LITE_INSERT, fresh)
+        return created
 
-    def _adopt(self, rows: list[Row[Any]], now: datetime) -> dict[int, Row[Any]]:
-        """Apply and delete the events parked for the new rows' ids; the changed rows by pk."""
-        ids = sorted(
-            {x for row in rows for x in (row.meta_message_id, row.genesys_message_id) if x}
-        )
-        tenant = self._db.tenant_id
-        if self._postgres:
-            # Its own statement, after the insert: parked events committed while the insert
-            # waited on a probe row are visible only to a statement that starts later.
-            changed = self._db.write(_PG_ADOPT, {"tenant": tenant, "ids": ids, "now": now})
-            return {row.id: row for row in changed}
-        parked = list(self._db.write(_PENDING_FOR_IDS, {"tenant": tenant, "ids": ids}))
-        if not parked:
-            return {}
+    def _adopt(self, ids: list[str], now: datetime) -> list[Row[Any]]:
+        """Take the events parked for these (just tracked) ids and apply them; changed rows.
+
+        Its own statements, after the insert: on PostgreSQL, events parked while the insert
+        waited on a probe row are visible only to a statement that starts after the wait.
+        """
+        parked = self._db.write(_TAKE_PARKED, {"tenant": self._db.tenant_id, "ids": ids})
         events = [_parked_event(row) for row in parked]
-        touched = self._lite_apply(events, now)
-        self._db.write(_DELETE_PENDING_PKS, {"tenant": tenant, "ids": [r.id for r in parked]})
-        return {row.id: row for row in touched}
+        if not events:
+            return []
+        rows, _ = self._apply(events, now, full=True)
+        return rows
 
     # ----------------------------------------------------------------- status updates
 
@@ -795,14 +817,30 @@ class MessageRepository:
         `failed` keeps its error. Returns the record after the update, or None when no message
         has this id in the tenant: the event is then parked and applied when `track` sees the id.
         """
-        event = StatusEvent.model_construct(
-            message_id=require_external_id(message_id, field="message_id"),
+        now = self._db.now()
+        event = _Event(
+            ext=require_external_id(message_id, field="message_id"),
             status=parse_delivery_status(status),
-            at=None if at is None else _require_aware(at, "at"),
+            at=now if at is None else _require_aware(at, "at"),
             error=_message_error(error),
+            payload=None,
         )
-        result = self.apply_status_events([event])
-        return result.messages[0] if result.messages else None
+        if self._postgres:
+            params = {
+                "tenant": self._db.tenant_id,
+                "ext": event.ext,
+                "status": event.status.value,
+                "at": event.at,
+                "now": now,
+                **{f"error_{n}": event.error_field(n) for n in _ERROR_FIELDS},
+            }
+            row = self._db.write(_PG_APPLY_ONE, params).first()
+            if row is not None:
+                return _to_model(row)
+        # Unknown id (or SQLite): the batch path parks the event, or finds the message tracked
+        # in the meantime.
+        rows, _ = self._apply([event], now, full=True)
+        return _to_model(rows[0]) if rows else None
 
     def apply_status_events(
         self, events: Iterable[StatusEvent | Mapping[str, Any]]
@@ -815,32 +853,36 @@ class MessageRepository:
         now = self._db.now()
         batch = [_status_event(value, f"events[{i}]", now) for i, value in enumerate(events)]
         if not batch:
-            return StatusBatchResult(messages=[], applied=0, pending=[])
-        if self._postgres:
-            rows, missed = self._pg_apply(batch, now)
-        else:
-            rows, missed = self._lite_apply_and_park(batch, now)
-        by_pk = {row.id: row for row in rows}
-        order: dict[int, Row[Any]] = {}
-        known: dict[str, int] = {}
-        for row in rows:
-            for external in (row.genesys_message_id, row.meta_message_id):
-                if external is not None:
-                    known[external] = row.id
+            return StatusBatchResult(applied=0, pending=[], updated=[])
+        rows, parked = self._apply(batch, now, full=False)
+        by_id = {external: row for row in rows for external in _ids_of(row)}
+        updated: dict[int, str] = {}
         for event in batch:
-            pk = known.get(event.ext)
-            if pk is not None and pk not in order:
-                order[pk] = by_pk[pk]
-        missed_ids = sorted({event.ext for event in missed})
+            row = by_id.get(event.ext)
+            if row is not None and row.id not in updated:
+                updated[row.id] = row.meta_message_id or row.genesys_message_id
         return StatusBatchResult(
-            messages=[_to_model(row) for row in order.values()],
-            applied=len(batch) - len(missed),
-            pending=missed_ids,
+            applied=len(batch) - len(parked),
+            pending=sorted({event.ext for event in parked}),
+            updated=list(updated.values()),
         )
 
-    def _pg_apply(self, batch: list[_Event], now: datetime) -> tuple[list[Row[Any]], list[_Event]]:
+    def _apply(
+        self, batch: list[_Event], now: datetime, *, full: bool
+    ) -> tuple[list[Row[Any]], list[_Event]]:
+        """Apply `batch`; the touched rows (whole if `full`, else ids) and the parked events."""
+        if self._postgres:
+            return self._pg_apply(batch, now, _PG_APPLY_ROWS if full else _PG_APPLY)
+        rows, missed = self._lite_apply(batch, now, full=full)
+        if missed:
+            self._lite_park(missed, now)
+        return rows, missed
+
+    def _pg_apply(
+        self, batch: list[_Event], now: datetime, statement: Executable
+    ) -> tuple[list[Row[Any]], list[_Event]]:
         tenant = self._db.tenant_id
-        rows = list(self._db.write(_PG_APPLY, _pg_event_params(batch, tenant, now)))
+        rows = list(self._db.write(statement, _pg_event_params(batch, tenant, now)))
         missed = _unmatched(batch, rows)
         parked: list[_Event] = []
         for _attempt in range(_PARK_ATTEMPTS):
@@ -859,87 +901,46 @@ class MessageRepository:
             retry = [event for event in missed if event.ext not in probed]
             if not retry:
                 return rows, parked
-            again = list(self._db.write(_PG_APPLY, _pg_event_params(retry, tenant, now)))
+            again = list(self._db.write(statement, _pg_event_params(retry, tenant, now)))
             rows = _merge_rows(rows, again)
             missed = _unmatched(retry, again)
         raise Conflict(  # pragma: no cover - needs ids tracked and deleted again, repeatedly
             f"message ids {sorted({e.ext for e in missed})} appear and vanish concurrently"
         )
 
-    def _lite_apply_and_park(
-        self, batch: list[_Event], now: datetime
+    def _lite_apply(
+        self, batch: list[_Event], now: datetime, *, full: bool
     ) -> tuple[list[Row[Any]], list[_Event]]:
+        """SQLite: resolve the ids (under the write lock), then one `executemany` per step."""
         tenant = self._db.tenant_id
         ids = sorted({event.ext for event in batch})
         # A write first: the transaction holds SQLite's write lock from the lookup on.
-        targets = _targets(self._db.write(_ROWS_BY_IDS, {"tenant": tenant, "ids": ids}))
-        known = [(targets[e.ext], e) for e in batch if e.ext in targets]
+        targets = _by_external(self._db.write(_ROWS_BY_IDS, {"tenant": tenant, "ids": ids}))
+        known = [(targets[e.ext].id, e) for e in batch if e.ext in targets]
         missed = [e for e in batch if e.ext not in targets]
-        rows = self._lite_apply_resolved(known, now) if known else []
-        if missed:
-            self._db.write(
-                _LITE_PARK,
-                [
-                    {
-                        "tenant_id": tenant,
-                        "external_id": e.ext,
-                        "status": e.status.value,
-                        "occurred_at": e.at,
-                        "recorded_at": now,
-                        **{f"error_{n}": e.error_field(n) for n in _ERROR_FIELDS},
-                        "payload": e.payload,
-                    }
-                    for e in missed
-                ],
-            )
-        return rows, missed
-
-    def _lite_apply(self, events: list[_Event], now: datetime) -> list[Row[Any]]:
-        tenant = self._db.tenant_id
-        ids = sorted({event.ext for event in events})
-        targets = _targets(self._db.write(_ROWS_BY_IDS, {"tenant": tenant, "ids": ids}))
-        known = [(targets[e.ext], e) for e in events if e.ext in targets]
-        return self._lite_apply_resolved(known, now) if known else []
-
-    def _lite_apply_resolved(
-        self, known: list[tuple[int, _Event]], now: datetime
-    ) -> list[Row[Any]]:
-        self._db.write(
-            _LITE_APPLY_ONE,
-            [
-                {
-                    "e_pk": pk,
-                    "e_status": e.status.value,
-                    "e_at": e.at,
-                    "e_now": now,
-                    "e_pricing": (e.payload or {}).get("pricing"),
-                    "e_conversation": (e.payload or {}).get("conversation"),
-                    "e_callback": (e.payload or {}).get("biz_opaque_callback_data"),
-                    **{f"e_error_{n}": e.error_field(n) for n in _ERROR_FIELDS},
-                }
-                for pk, e in known
-            ],
-        )
-        self._lite_history(known, now)
-        pks = sorted({pk for pk, _ in known})
-        return list(self._db.write(_ROWS_BY_PKS, {"tenant": self._db.tenant_id, "ids": pks}))
-
-    def _lite_history(self, known: Sequence[tuple[int, _Event]], now: datetime) -> None:
         if not known:
-            return
+            return [], missed
+        self._db.write(_LITE_APPLY_ONE, [_lite_event_params(pk, e, now) for pk, e in known])
         self._db.write(
             _LITE_HISTORY,
             [
-                {
-                    "tenant_id": self._db.tenant_id,
-                    "message_id": pk,
-                    "status": e.status.value,
-                    "occurred_at": e.at,
-                    "recorded_at": now,
-                    **{f"error_{n}": e.error_field(n) for n in _ERROR_FIELDS},
-                    "payload": e.payload,
-                }
+                {"tenant_id": tenant, "message_id": pk, **_lite_row_params(e, now)}
                 for pk, e in known
+            ],
+        )
+        touched = {targets[e.ext].id: targets[e.ext] for _, e in known}
+        if not full:
+            return list(touched.values()), missed
+        rows = self._db.write(_ROWS_BY_PKS, {"tenant": tenant, "ids": sorted(touched)})
+        return list(rows), missed
+
+    def _lite_park(self, missed: list[_Event], now: datetime) -> None:
+        tenant = self._db.tenant_id
+        self._db.write(
+            _LITE_PARK,
+            [
+                {"tenant_id": tenant, "external_id": e.ext, **_lite_row_params(e, now)}
+                for e in missed
             ],
         )
 
@@ -1037,10 +1038,38 @@ def _insert_values(item: NewMessage, now: datetime) -> dict[str, Any]:
     }
 
 
-def _check_same_message(item: NewMessage, row: Row[Any], index: int) -> None:
+def _insert_row(item: NewMessage, now: datetime) -> list[Any]:
+    """`_insert_values` as the JSON array row `_PG_INSERT` unpacks (same column order)."""
+    error = item.error
+    at = now if item.occurred_at is None else item.occurred_at
+    return [
+        item.meta_message_id,
+        item.genesys_message_id,
+        item.conversation_id,
+        item.wa_id,
+        item.direction.value,
+        item.status.value,
+        item.message_type.value,
+        item.media_type,
+        item.media_url,
+        item.media_id,
+        item.media_mime_type,
+        item.media_sha256,
+        item.media_filename,
+        item.media_caption,
+        None if error is None else error.code,
+        None if error is None else error.title,
+        None if error is None else error.message,
+        None if error is None else error.details,
+        item.biz_opaque_callback_data,
+        at.isoformat(),
+    ]
+
+
+def _check_same_message(item: NewMessage, record: TrackedMessage, index: int) -> None:
     """A duplicate must not contradict the stored ids (one id naming two messages)."""
     for name in ("meta_message_id", "genesys_message_id"):
-        given, stored = getattr(item, name), getattr(row, name)
+        given, stored = getattr(item, name), getattr(record, name)
         if given is not None and stored is not None and given != stored:
             raise Conflict(
                 f"messages[{index}]: {name} {given!r} differs from the tracked message's"
@@ -1077,33 +1106,57 @@ def _parked_event(row: Row[Any]) -> _Event:
     )
 
 
-def _targets(rows: Iterable[Row[Any]]) -> dict[str, int]:
-    """External id -> row pk; a WhatsApp id wins over a contact-center id."""
-    targets: dict[str, int] = {}
+def _by_external(rows: Iterable[Row[Any]]) -> dict[str, Row[Any]]:
+    """External id -> row. Where one id is a WhatsApp id of one message and the contact-center
+    id of another, the WhatsApp id's message wins (as in `get`)."""
     listed = list(rows)
-    for row in listed:
-        if row.genesys_message_id is not None:
-            targets[row.genesys_message_id] = row.id
-    for row in listed:
-        if row.meta_message_id is not None:
-            targets[row.meta_message_id] = row.id
-    return targets
+    found = {row.genesys_message_id: row for row in listed if row.genesys_message_id}
+    found.update((row.meta_message_id, row) for row in listed if row.meta_message_id)
+    return found
 
 
 def _pg_event_params(batch: Sequence[_Event], tenant: str, now: datetime) -> dict[str, Any]:
+    events = [
+        [
+            e.ext,
+            e.status.value,
+            e.at.isoformat(),
+            *(e.error_field(name) for name in _ERROR_FIELDS),
+            e.payload,
+        ]
+        for e in batch
+    ]
+    return {"tenant": tenant, "now": now, "events": json.dumps(events, separators=(",", ":"))}
+
+
+def _lite_row_params(e: _Event, now: datetime) -> dict[str, Any]:
+    """The history/parked-event columns of one event (SQLite)."""
     return {
-        "tenant": tenant,
-        "now": now,
-        "ext": [e.ext for e in batch],
-        "status": [e.status.value for e in batch],
-        "at": [e.at for e in batch],
-        **{f"error_{n}": [e.error_field(n) for e in batch] for n in _ERROR_FIELDS},
-        "payload": [e.payload_json() for e in batch],
+        "status": e.status.value,
+        "occurred_at": e.at,
+        "recorded_at": now,
+        **{f"error_{n}": e.error_field(n) for n in _ERROR_FIELDS},
+        "payload": e.payload,
+    }
+
+
+def _lite_event_params(pk: int, e: _Event, now: datetime) -> dict[str, Any]:
+    """The parameters of `_LITE_APPLY_ONE` for one event (SQLite)."""
+    payload = e.payload or {}
+    return {
+        "e_pk": pk,
+        "e_status": e.status.value,
+        "e_at": e.at,
+        "e_now": now,
+        "e_pricing": payload.get("pricing"),
+        "e_conversation": payload.get("conversation"),
+        "e_callback": payload.get("biz_opaque_callback_data"),
+        **{f"e_error_{n}": e.error_field(n) for n in _ERROR_FIELDS},
     }
 
 
 def _unmatched(batch: Sequence[_Event], rows: Sequence[Row[Any]]) -> list[_Event]:
-    seen = {x for row in rows for x in (row.meta_message_id, row.genesys_message_id) if x}
+    seen = {x for row in rows for x in _ids_of(row)}
     return [event for event in batch if event.ext not in seen]
 
 
