@@ -260,12 +260,16 @@ class StatusEventBody(_Camel):
     conversation: dict[str, Any] | None = None
     biz_opaque_callback_data: str | None = None
     recipient_id: str | None = None
+    recipient_user_id: str | None = None
+
+
+_EVENT_FIELDS = tuple(StatusEventBody.model_fields)
 
 
 def status_event_body(event: StatusEvent) -> dict[str, Any]:
-    """The `StatusEventBody` of `event`."""
-    body: dict[str, Any] = camelize(event.model_dump())
-    return body
+    """The `StatusEventBody` of `event` (documented fields only, whatever the domain adds)."""
+    data = event.model_dump()
+    return {to_camel(name): camelize(data.get(name)) for name in _EVENT_FIELDS}
 
 
 class MessageHistoryBody(_Camel):
