@@ -112,6 +112,24 @@ def test_ids_contradicting_the_stored_record_are_a_conflict(
     assert counts(store, tenant)[0] == 1
 
 
+def test_the_two_ids_are_separate_namespaces_and_lookups_prefer_the_whatsapp_id(
+    store: wastate.Store, tenant: str
+) -> None:
+    """One string as one message's WhatsApp id and another's contact-center id: two messages;
+    a lookup by that string finds the WhatsApp id's, on every database alike."""
+    with store.unit_of_work(tenant) as uow:
+        first = uow.messages.track(outbound("x-1"))
+        second = uow.messages.track(outbound("wamid.2", genesys_message_id="x-1"))
+        updated = uow.messages.update_status("x-1", "read", at=minutes(1))
+        fetched = uow.messages.get("x-1")
+    assert first.created is True
+    assert second.created is True
+    assert updated is not None
+    assert fetched is not None
+    assert updated.meta_message_id == fetched.meta_message_id == "x-1"
+    assert counts(store, tenant)[0] == 2
+
+
 def test_track_many_keeps_input_order_and_marks_repeats_as_duplicates(
     store: wastate.Store, tenant: str
 ) -> None:

@@ -6,11 +6,15 @@ by the database in one statement per update or per batch, so concurrent updates 
 serialise on its row and none is lost: there is no read-modify-write in Python. The rank
 comparison is a `CASE` generated once, at import, from `STATUS_RANK`.
 
-PostgreSQL runs each batch as one statement over arrays (`unnest`): the events are matched to
+PostgreSQL runs each batch as one statement over one JSONB document: the events are matched to
 their messages, aggregated per message, applied with one `UPDATE … FROM`, and appended to the
-history with `INSERT … ON CONFLICT` that keeps the earliest event per (message, status). SQLite
-(one writer at a time: its transaction takes the write lock first) runs the same rules as Core
-statements, one `executemany` per step.
+history with `INSERT … ON CONFLICT` that keeps the earliest event per (message, status) and
+merges the payloads of its events. A single `update_status` has its own, leaner statement with
+the same rule. SQLite (one writer at a time: its transaction takes the write lock first) runs
+the same rules as Core statements, one `executemany` per step.
+
+The history holds status events (`update_status`, `apply_status_events`, webhooks, adopted
+parked events). Tracking is not one: the status a message is tracked with is on its record.
 
 Status events for a message that is not tracked yet (a webhook that overtakes its sender) are
 parked in `pending_status_events` and adopted by `track`. On PostgreSQL the two cannot miss each
@@ -46,6 +50,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import sqlite
@@ -121,9 +126,6 @@ class _Event:
 
     def error_field(self, name: str) -> Any:
         return None if self.error is None else getattr(self.error, name)
-
-    def payload_json(self) -> str | None:
-        return None if self.payload is None else json.dumps(self.payload, separators=(",", ":"))
 
 
 # --------------------------------------------------------------------------- PostgreSQL SQL
@@ -223,8 +225,8 @@ WITH ev AS ({events}),
 hit AS (
     SELECT ev.*, {_pg_rank("ev.status")} AS rank, m.id AS message_id
     FROM ev CROSS JOIN LATERAL (
-        -- Two probes of the two unique indexes (the WhatsApp id first): a plan that cannot go
-        -- wrong, whatever the statistics say about the tenant.
+        -- Two probes, each an equality on a whole unique key (the WhatsApp id first), rather
+        -- than an OR the planner may answer by scanning the tenant's rows.
         (SELECT t.id FROM message_tracking t
          WHERE t.tenant_id = :tenant AND t.meta_message_id = ev.ext)
         UNION ALL
@@ -246,7 +248,8 @@ agg AS (
         (array_agg(payload ->> 'biz_opaque_callback_data' ORDER BY ord)
             FILTER (WHERE payload ? 'biz_opaque_callback_data'))[1] AS callback
     FROM hit GROUP BY message_id
-    ORDER BY message_id  -- rows are locked in id order: concurrent batches cannot deadlock
+    -- Fed to the UPDATE in id order, so concurrent batches normally lock rows in one order.
+    ORDER BY message_id
 ),
 upd AS (
     UPDATE message_tracking t SET
@@ -505,17 +508,13 @@ _ROWS_BY_PKS = select(_T).where(_T.c.tenant_id == _tenant, _T.c.id.in_(_ids))
 
 
 def _resolve_one() -> Any:
-    """The row a message id names: its WhatsApp id first, else its contact-center id."""
-    return (
-        select(_T.c.id)
-        .where(
-            _T.c.tenant_id == _tenant,
-            or_(_T.c.meta_message_id == _one_id, _T.c.genesys_message_id == _one_id),
-        )
-        .order_by(case((_T.c.meta_message_id == _one_id, 0), else_=1))
-        .limit(1)
-        .scalar_subquery()
+    """The row a message id names: its WhatsApp id first, else its contact-center id (two
+    probes, each an equality on a whole unique key)."""
+    by_meta = select(_T.c.id).where(_T.c.tenant_id == _tenant, _T.c.meta_message_id == _one_id)
+    by_genesys = select(_T.c.id).where(
+        _T.c.tenant_id == _tenant, _T.c.genesys_message_id == _one_id
     )
+    return union_all(by_meta, by_genesys).limit(1).scalar_subquery()
 
 
 _GET = select(_T).where(_T.c.tenant_id == _tenant, _T.c.id == _resolve_one())
@@ -655,6 +654,17 @@ def _ids_of(item: NewMessage | Row[Any]) -> list[str]:
     return [x for x in (item.meta_message_id, item.genesys_message_id) if x is not None]
 
 
+def _keys_of(item: NewMessage | Row[Any] | TrackedMessage) -> list[tuple[str, str]]:
+    """The unique keys a message claims: its WhatsApp id and its contact-center id, each in its
+    own namespace (as the two unique constraints have it)."""
+    keys = []
+    if item.meta_message_id is not None:
+        keys.append(("meta", item.meta_message_id))
+    if item.genesys_message_id is not None:
+        keys.append(("genesys", item.genesys_message_id))
+    return keys
+
+
 # --------------------------------------------------------------------------- the repository
 
 
@@ -695,46 +705,48 @@ class MessageRepository:
         now = self._db.now()
         insert = self._pg_insert if self._postgres else self._lite_insert
         created = insert(items, now)
-        adopted: dict[str, Row[Any]] = {}
+        adopted: dict[tuple[str, str], Row[Any]] = {}
         if created:
             ids = sorted({x for index in created for x in _ids_of(items[index])})
             for row in self._adopt(ids, now):
-                for external in _ids_of(row):
-                    adopted[external] = row
+                for key in _keys_of(row):
+                    adopted[key] = row
         return self._results(items, created, adopted, now)
 
     def _results(
         self,
         items: list[NewMessage],
         created: set[int],
-        adopted: dict[str, Row[Any]],
+        adopted: dict[tuple[str, str], Row[Any]],
         now: datetime,
     ) -> list[TrackedMessage]:
         """One record per input: what it inserted (created), or the stored one (duplicate)."""
         tenant = self._db.tenant_id
         results: list[TrackedMessage | None] = [None] * len(items)
-        records: dict[str, TrackedMessage] = {}  # by external id: created first, then stored
+        records: dict[tuple[str, str], TrackedMessage] = {}  # by key: created, then stored
         for index in sorted(created):
             item = items[index]
-            row = next((adopted[x] for x in _ids_of(item) if x in adopted), None)
+            row = next((adopted[k] for k in _keys_of(item) if k in adopted), None)
             record = (
                 _as_inserted(item, tenant, now) if row is None else _to_model(row, created=True)
             )
             results[index] = record
-            for external in _ids_of(item):
-                records[external] = record
+            for key in _keys_of(item):
+                records[key] = record
         missing = sorted(
-            {x for i, item in enumerate(items) if i not in created for x in _ids_of(item)}
+            {k for i, item in enumerate(items) if i not in created for k in _keys_of(item)}
             - records.keys()
         )
         if missing:
-            stored = self._db.read(_ROWS_BY_IDS, {"tenant": tenant, "ids": missing})
-            for external, row in _by_external(stored).items():
-                records.setdefault(external, _to_model(row))
+            ids = sorted({external for _, external in missing})
+            for row in self._db.read(_ROWS_BY_IDS, {"tenant": tenant, "ids": ids}):
+                record = _to_model(row)
+                for key in _keys_of(row):
+                    records.setdefault(key, record)
         for index, item in enumerate(items):
             if results[index] is not None:
                 continue
-            found = next((records[x] for x in _ids_of(item) if x in records), None)
+            found = next((records[k] for k in _keys_of(item) if k in records), None)
             if found is None:  # pragma: no cover - deleted between the insert and the read
                 raise Conflict(f"messages[{index}]: tracked concurrently and deleted again")
             _check_same_message(item, found, index)
@@ -766,15 +778,15 @@ class MessageRepository:
         # A write first: the transaction holds SQLite's write lock from the check on, so nothing
         # can be tracked between it and the insert.
         taken = {
-            x
+            key
             for row in self._db.write(_ROWS_BY_IDS, {"tenant": tenant, "ids": ids})
-            for x in _ids_of(row)
+            for key in _keys_of(row)
         }
         created: set[int] = set()
         fresh: list[dict[str, Any]] = []
         for index, item in enumerate(items):
-            mine = _ids_of(item)
-            if any(x in taken for x in mine):
+            mine = _keys_of(item)
+            if any(key in taken for key in mine):
                 continue
             taken.update(mine)
             created.add(index)
