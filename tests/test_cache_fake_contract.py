@@ -163,3 +163,9 @@ def test_the_fake_and_the_real_repository_expire_and_purge_alike(
 def test_the_checks_hold_on_postgresql_too(on_postgres: Any, check: Callable[[Any], None]) -> None:
     """The same checks on PostgreSQL (with the memory cache)."""
     check(on_postgres)
+
+
+def test_the_fake_says_plainly_what_it_does_not_fake() -> None:
+    """Reaching for an unfaked repository names the limit instead of failing obscurely."""
+    with FakeStore().unit_of_work("t") as uow, pytest.raises(NotImplementedError, match="messages"):
+        uow.messages  # noqa: B018

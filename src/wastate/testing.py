@@ -161,6 +161,14 @@ class FakeUnitOfWork:
         else:
             callback()
 
+    def __getattr__(self, name: str) -> Any:
+        if name in ("messages", "sessions", "approvals", "statistics", "config"):
+            raise NotImplementedError(
+                f"wastate.testing fakes only uow.mappings; uow.{name} needs a real store "
+                "(e.g. wastate.connect() on a migrated SQLite file)"
+            )
+        raise AttributeError(name)
+
     def __enter__(self) -> FakeUnitOfWork:
         return self
 
