@@ -715,3 +715,25 @@ def test_a_webhook_contact_name_with_nul_is_never_a_500(
     )
     answer = client.post("/webhooks/whatsapp", json=body)
     assert answer.status_code in (200, 400, 422), answer.text
+
+
+def test_a_hot_lookup_never_touches_the_database(
+    make_client: Callable[..., TestClient],
+    make_store: Callable[..., wastate.Store],
+    database_url: str,
+    tenant: str,
+) -> None:
+    """After the first lookup, GET /state/mapping/{waId} is answered from the cache: no
+    connection is even checked out of the pool."""
+    from sqlalchemy import event
+
+    store = make_store(database_url, "memory://")
+    client = make_client(store)
+    checkouts: list[object] = []
+    event.listen(store.engine, "checkout", lambda *args: checkouts.append(args))
+    first = client.get(f"/state/mapping/{WA}", headers=scoped(tenant))
+    after_first = len(checkouts)
+    answers = [client.get(f"/state/mapping/{WA}", headers=scoped(tenant)) for _ in range(5)]
+    assert after_first >= 1
+    assert len(checkouts) == after_first
+    assert {a.json()["conversationId"] for a in answers} == {first.json()["conversationId"]}
