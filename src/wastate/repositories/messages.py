@@ -53,7 +53,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
@@ -401,6 +401,13 @@ RETURNING meta_message_id, genesys_message_id
 """  # noqa: S608
 )
 
+# One message (`track`): plain parameters, no document to unpack.
+_PG_INSERT_ONE = (
+    postgresql.insert(_T)
+    .on_conflict_do_nothing()
+    .returning(_T.c.meta_message_id, _T.c.genesys_message_id)
+)
+
 # --------------------------------------------------------------------------- SQLite statements
 
 
@@ -574,14 +581,19 @@ def _to_model(row: Row[Any], *, created: bool = False) -> TrackedMessage:
     return TrackedMessage.model_validate(data)
 
 
-def _as_inserted(item: NewMessage, tenant: str, now: datetime) -> TrackedMessage:
-    """The record `track` just inserted for `item`, without reading it back."""
+def _row_values(item: NewMessage, tenant: str, now: datetime) -> dict[str, Any]:
+    """The `message_tracking` row `track` inserts for `item` (without its id)."""
     data = _insert_values(item, now)
     at = data.pop("at")
     data.update(dict.fromkeys(_AT_COLUMNS), pricing=None, conversation_info=None)
     data[item.status.timestamp_field] = at
-    data.update(tenant_id=tenant, created_at=now, updated_at=now, created=True)
-    return TrackedMessage.model_validate(data)
+    data.update(tenant_id=tenant, created_at=now, updated_at=now)
+    return data
+
+
+def _as_inserted(item: NewMessage, tenant: str, now: datetime) -> TrackedMessage:
+    """The record `track` just inserted for `item`, without reading it back."""
+    return TrackedMessage.model_validate({**_row_values(item, tenant, now), "created": True})
 
 
 def _event_payload(event: StatusEvent) -> dict[str, Any] | None:
@@ -755,14 +767,16 @@ class MessageRepository:
 
     def _pg_insert(self, items: list[NewMessage], now: datetime) -> set[int]:
         """Insert the new items in one statement; the indexes of the items it inserted."""
+        tenant = self._db.tenant_id
+        if len(items) == 1:
+            values = _row_values(items[0], tenant, now)
+            return {0} if self._db.write(_PG_INSERT_ONE, values).first() is not None else set()
         # Sorted by id so concurrent batches take the unique-index locks in one order.
         order = sorted(range(len(items)), key=lambda i: _ids_of(items[i]))
         rows = json.dumps([_insert_row(items[i], now) for i in order], separators=(",", ":"))
         inserted = {
             (row.meta_message_id, row.genesys_message_id)
-            for row in self._db.write(
-                _PG_INSERT, {"rows": rows, "tenant": self._db.tenant_id, "now": now}
-            )
+            for row in self._db.write(_PG_INSERT, {"rows": rows, "tenant": tenant, "now": now})
         }
         created: set[int] = set()
         for index in order:
@@ -790,12 +804,7 @@ class MessageRepository:
                 continue
             taken.update(mine)
             created.add(index)
-            values = _insert_values(item, now)
-            at = values.pop("at")
-            values.update(dict.fromkeys(_AT_COLUMNS), tenant_id=tenant, created_at=now)
-            values.update(updated_at=now, pricing=None, conversation_info=None)
-            values[item.status.timestamp_field] = at
-            fresh.append(values)
+            fresh.append(_row_values(item, tenant, now))
         if fresh:
             self._db.write(_LITE_INSERT, fresh)
         return created
