@@ -347,3 +347,23 @@ def test_backup_writes_a_timestamped_file(run: Callable[..., Result], tmp_path: 
     assert written.parent == tmp_path / "backups"
     assert written.name.startswith("whatsapp_state_backup_")
     assert "messages" in json.loads(written.read_text())
+
+
+def test_the_seed_variables_name_the_database(make_postgres_database: Callable[[], str]) -> None:
+    """With only the seed's DB_* variables set, `migrate` works on that PostgreSQL database."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(make_postgres_database())
+    env = {
+        "WASTATE_DATABASE_URL": None,
+        "DB_HOST": url.host,
+        "DB_PORT": str(url.port or 5432),
+        "DB_NAME": url.database,
+        "DB_USER": url.username,
+        "DB_PASSWORD": url.password,
+    }
+    result = CliRunner(env=env).invoke(cli, ["--json", "migrate"], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["database"].endswith(f"/{url.database}")
+    with wastate.connect(url.render_as_string(hide_password=False), "none://") as store:
+        store.require_current_schema()
