@@ -53,7 +53,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
@@ -401,12 +401,17 @@ RETURNING meta_message_id, genesys_message_id
 """  # noqa: S608
 )
 
-# One message (`track`): plain parameters, no document to unpack.
-_PG_INSERT_ONE = (
-    postgresql.insert(_T)
-    .on_conflict_do_nothing()
-    .returning(_T.c.meta_message_id, _T.c.genesys_message_id)
-)
+# One message (`track`): plain parameters, no document to unpack. Text, because SQLAlchemy
+# does not cache the compiled form of a dialect `insert()` and would compile it on every call.
+_ROW_COLUMNS = [column for column in _T.columns if column.name != "id"]
+_PG_INSERT_ONE = text(
+    f"""
+INSERT INTO message_tracking ({", ".join(c.name for c in _ROW_COLUMNS)})
+VALUES ({", ".join(f":{c.name}" for c in _ROW_COLUMNS)})
+ON CONFLICT DO NOTHING
+RETURNING meta_message_id, genesys_message_id
+"""  # noqa: S608
+).bindparams(*(bindparam(c.name, type_=c.type) for c in _ROW_COLUMNS))
 
 # --------------------------------------------------------------------------- SQLite statements
 
