@@ -271,6 +271,27 @@ def seed_rows(prefix: str) -> list[str]:
     return ids
 
 
+def raw_update_transaction(message_ids: list[str], seconds: float) -> tuple[float, float]:
+    """Median and p99 (ms) of BEGIN + one prepared UPDATE by (tenant, wamid) + COMMIT in raw
+    psycopg: the database floor under a PATCH."""
+    dsn = f"postgresql://postgres@127.0.0.1:5432/{DATABASE}"
+    statement = (
+        "UPDATE message_tracking SET updated_at = now() "
+        "WHERE tenant_id = %s AND meta_message_id = %s"
+    )
+    latencies: list[float] = []
+    with psycopg.connect(dsn) as connection:
+        stop, n = time.perf_counter() + seconds, 0
+        while time.perf_counter() < stop:
+            started = time.perf_counter()
+            connection.execute(statement, (TENANT, message_ids[n % len(message_ids)]), prepare=True)
+            connection.commit()
+            latencies.append(time.perf_counter() - started)
+            n += 1
+    ordered = sorted(latencies)
+    return statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.99)] * 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="measured time per case")
@@ -286,6 +307,7 @@ def main() -> None:
     prefix = f"benchhttp{uuid.uuid4().hex[:8]}"
     setup_database()
     rows: list[Row] = []
+    raw_tx = (0.0, 0.0)
     try:
         message_ids = seed_rows(prefix)
         get_hot = [_request("GET", f"/state/mapping/{WA_ID}")]
@@ -349,16 +371,17 @@ def main() -> None:
                                 args.seconds,
                             )
                         )
+        raw_tx = raw_update_transaction(message_ids, args.seconds)
     finally:
         drop_database()
         client = redis.Redis.from_url(REDIS_URL)
         for key in client.scan_iter(match=f"{prefix}*", count=1000):
             client.unlink(key)
         client.close()
-    report(rows)
+    report(rows, raw_tx)
 
 
-def report(rows: list[Row]) -> None:
+def report(rows: list[Row], raw_tx: tuple[float, float]) -> None:
     base = {(row.workers, row.connections): row for row in rows if row.case.startswith("baseline")}
     print(f"\nHTTP benchmark, {os.cpu_count()} CPUs (client and servers share them)\n")
     header = (
@@ -374,6 +397,18 @@ def report(rows: list[Row]) -> None:
             f"{row.p99_ms:>9.3f} {row.rps:>9.0f} {row.rps / floor.rps:>12.2f}x "
             f"{row.median_ms / floor.median_ms:>13.2f}x {row.errors:>7}"
         )
+
+    print(
+        f"\nraw psycopg BEGIN + UPDATE + COMMIT (no HTTP): median {raw_tx[0]:.3f} ms, "
+        f"p99 {raw_tx[1]:.3f} ms"
+    )
+    for row in rows:
+        if row.case.startswith("PATCH") and row.connections == 1:
+            floor = base[(row.workers, 1)].median_ms + raw_tx[0]
+            print(
+                f"PATCH, {row.workers} worker(s), 1 conn: median {row.median_ms:.3f} ms = "
+                f"{row.median_ms / floor:.2f}x (HTTP floor + raw transaction = {floor:.3f} ms)"
+            )
 
 
 if __name__ == "__main__":
