@@ -36,26 +36,20 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import (
     BigInteger,
-    Column,
     Row,
     String,
     Table,
-    UniqueConstraint,
     and_,
     bindparam,
     case,
     delete,
-    func,
-    literal_column,
     or_,
     select,
     text,
     union_all,
-    update,
 )
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql import Executable
-from sqlalchemy.sql.elements import BindParameter, ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement, TextClause
 
 from wastate.db.base import UTCDateTime, table_of
 from wastate.db.tables import (
@@ -131,7 +125,8 @@ class _Event:
 # --------------------------------------------------------------------------- PostgreSQL SQL
 
 
-def _pg_rank(expression: str) -> str:
+def _sql_rank(expression: str) -> str:
+    """`CASE` giving the rank (`STATUS_RANK`) of a status expression; any SQL dialect."""
     whens = " ".join(f"WHEN '{status.value}' THEN {rank}" for status, rank in STATUS_RANK.items())
     return f"(CASE {expression} {whens} END)"
 
@@ -211,7 +206,7 @@ def _pg_apply_sql(events: str, returning: str) -> str:
         for name in _ERROR_FIELDS
     )
     changed = " OR ".join(
-        [f"a.top_rank > {_pg_rank('t.status')}"]
+        [f"a.top_rank > {_sql_rank('t.status')}"]
         + [f"a.{c} < COALESCE(t.{c}, 'infinity')" for c in _AT_COLUMNS]
         + [
             "(t.pricing IS NULL AND a.pricing IS NOT NULL)",
@@ -223,7 +218,7 @@ def _pg_apply_sql(events: str, returning: str) -> str:
     return f"""
 WITH ev AS ({events}),
 hit AS (
-    SELECT ev.*, {_pg_rank("ev.status")} AS rank, m.id AS message_id
+    SELECT ev.*, {_sql_rank("ev.status")} AS rank, m.id AS message_id
     FROM ev CROSS JOIN LATERAL (
         -- Two probes, each an equality on a whole unique key (the WhatsApp id first), rather
         -- than an OR the planner may answer by scanning the tenant's rows.
@@ -253,7 +248,7 @@ agg AS (
 ),
 upd AS (
     UPDATE message_tracking t SET
-        status = CASE WHEN a.top_rank > {_pg_rank("t.status")} THEN a.top_status
+        status = CASE WHEN a.top_rank > {_sql_rank("t.status")} THEN a.top_status
                       ELSE t.status END,
         {set_times},
         {set_errors},
@@ -278,27 +273,52 @@ SELECT {returning} FROM upd
 """  # noqa: S608
 
 
-def _pg_apply_one_sql() -> str:
-    """`_pg_apply_sql` for exactly one event given as scalars (`update_status`): the same rule
-    without the batch's aggregation, for the latency of a single webhook."""
-    status, at = "CAST(:status AS varchar)", "CAST(:at AS timestamptz)"
-    errors = {n: f"CAST(:error_{n} AS {'int' if n == 'code' else 'text'})" for n in _ERROR_FIELDS}
-    rises = f"{_pg_rank(status)} > {_pg_rank('t.status')}"
-    set_times = ",\n".join(
-        f"{s.timestamp_field} = CASE WHEN {status} = '{s.value}'"
-        f" THEN LEAST(t.{s.timestamp_field}, {at}) ELSE t.{s.timestamp_field} END"
+def _one_event_sets(t: str) -> str:
+    """The SET list applying one event — the columns of `e`: status, at, now, error_*, pricing,
+    conversation, callback — to the row `t`. PostgreSQL's `update_status` and SQLite share it."""
+    rises = f"{_sql_rank('e.status')} > {_sql_rank(f'{t}.status')}"
+    newly = {
+        s: f"(e.status = '{s.value}' AND ({t}.{s.timestamp_field} IS NULL"
+        f" OR e.at < {t}.{s.timestamp_field}))"
         for s in DeliveryStatus
+    }
+    first_failure = newly[DeliveryStatus.FAILED]
+    kept = {"pricing": "pricing", "conversation_info": "conversation"}
+    kept["biz_opaque_callback_data"] = "callback"
+    changed = " OR ".join(
+        [rises, *newly.values()]
+        + [f"({t}.{column} IS NULL AND e.{field} IS NOT NULL)" for column, field in kept.items()]
     )
-    first_failure = f"{status} = '{_FAILED}' AND (t.failed_at IS NULL OR {at} < t.failed_at)"
-    set_errors = ",\n".join(
-        f"error_{n} = CASE WHEN {first_failure} THEN {errors[n]} ELSE t.error_{n} END"
-        for n in _ERROR_FIELDS
+    return ",\n        ".join(
+        [f"status = CASE WHEN {rises} THEN e.status ELSE {t}.status END"]
+        + [
+            f"{s.timestamp_field} = CASE WHEN {newly[s]} THEN e.at ELSE {t}.{s.timestamp_field} END"
+            for s in DeliveryStatus
+        ]
+        + [
+            f"error_{n} = CASE WHEN {first_failure} THEN e.error_{n} ELSE {t}.error_{n} END"
+            for n in _ERROR_FIELDS
+        ]
+        + [f"{column} = COALESCE({t}.{column}, e.{field})" for column, field in kept.items()]
+        + [f"updated_at = CASE WHEN {changed} THEN e.now ELSE {t}.updated_at END"]
     )
-    own_time = " ".join(
-        f"WHEN '{s.value}' THEN COALESCE(t.{s.timestamp_field}, 'infinity')" for s in DeliveryStatus
-    )
+
+
+_E_ERRORS = ", ".join(f"e.error_{n}" for n in _ERROR_FIELDS)
+
+
+def _pg_apply_one_sql() -> str:
+    """One event given as scalars (`update_status`): find, update, append history — the rule
+    without the batch's aggregation, for the latency of a single webhook."""
     return f"""
-WITH target AS (
+WITH e AS (
+    SELECT CAST(:status AS varchar) AS status, CAST(:at AS timestamptz) AS at,
+        CAST(:now AS timestamptz) AS now, CAST(:error_code AS int) AS error_code,
+        CAST(:error_title AS text) AS error_title, CAST(:error_message AS text) AS error_message,
+        CAST(:error_details AS text) AS error_details, CAST(NULL AS jsonb) AS pricing,
+        CAST(NULL AS jsonb) AS conversation, CAST(NULL AS text) AS callback
+),
+target AS (
     (SELECT id FROM message_tracking WHERE tenant_id = :tenant AND meta_message_id = :ext)
     UNION ALL
     (SELECT id FROM message_tracking WHERE tenant_id = :tenant AND genesys_message_id = :ext)
@@ -306,18 +326,15 @@ WITH target AS (
 ),
 upd AS (
     UPDATE message_tracking t SET
-        status = CASE WHEN {rises} THEN {status} ELSE t.status END,
-        {set_times},
-        {set_errors},
-        updated_at = CASE WHEN {rises} OR {at} < (CASE {status} {own_time} END)
-                          THEN :now ELSE t.updated_at END
-    FROM target WHERE t.id = target.id
+        {_one_event_sets("t")}
+    FROM target, e WHERE t.id = target.id
     RETURNING t.*
 ),
 history AS (
     INSERT INTO message_status_events AS h
         (tenant_id, message_id, status, occurred_at, recorded_at, {_PG_ERROR_COLUMNS}, payload)
-    SELECT :tenant, id, {status}, {at}, :now, {", ".join(errors.values())}, NULL FROM upd
+    SELECT :tenant, upd.id, e.status, e.at, e.now, {_E_ERRORS}, NULL
+    FROM upd, e
     ON CONFLICT (tenant_id, message_id, status) {_pg_keep_earliest("h")}
 )
 SELECT {_PG_ROW} FROM upd
@@ -420,90 +437,60 @@ def _rank(expression: ColumnElement[Any]) -> ColumnElement[int]:
     return case({status.value: rank for status, rank in STATUS_RANK.items()}, value=expression)
 
 
-_by_pk = bindparam("e_pk", type_=BigInteger())
-_e_status = bindparam("e_status", type_=String())
-_e_at = bindparam("e_at", type_=UTCDateTime())
-_e_now = bindparam("e_now", type_=UTCDateTime())
-_e_pricing = bindparam("e_pricing", type_=MessageJSON)
-_e_conversation = bindparam("e_conversation", type_=MessageJSON)
-_e_callback = bindparam("e_callback", type_=String())
-_e_errors: dict[str, BindParameter[Any]] = {
-    name: bindparam(f"e_error_{name}") for name in _ERROR_FIELDS
-}
-
-
-def _earlier(column: ColumnElement[Any]) -> ColumnElement[bool]:
-    return or_(column.is_(None), _e_at < column)
-
-
-_newly = {
-    status.timestamp_field: and_(_e_status == status.value, _earlier(_T.c[status.timestamp_field]))
-    for status in DeliveryStatus
-}
-_first_failure = _newly[DeliveryStatus.FAILED.timestamp_field]
-_changed = or_(
-    _rank(_e_status) > _rank(_T.c.status),
-    *_newly.values(),
-    and_(_T.c.pricing.is_(None), _e_pricing.is_not(None)),
-    and_(_T.c.conversation_info.is_(None), _e_conversation.is_not(None)),
-    and_(_T.c.biz_opaque_callback_data.is_(None), _e_callback.is_not(None)),
+# Text with each parameter written once: SQLite's positional parameters would otherwise repeat
+# (and re-process) the event's time for every CASE, and SQLAlchemy does not cache the compiled
+# form of a dialect `insert()`.
+_LITE_APPLY_ONE = text(
+    f"""
+UPDATE message_tracking AS t SET
+        {_one_event_sets("t")}
+FROM (
+    SELECT :e_status AS status, :e_at AS at, :e_now AS now, :e_error_code AS error_code,
+        :e_error_title AS error_title, :e_error_message AS error_message,
+        :e_error_details AS error_details, :e_pricing AS pricing,
+        :e_conversation AS conversation, :e_callback AS callback
+) AS e
+WHERE t.id = :e_pk
+"""  # noqa: S608
+).bindparams(
+    bindparam("e_at", type_=UTCDateTime()),
+    bindparam("e_now", type_=UTCDateTime()),
+    bindparam("e_pricing", type_=MessageJSON),
+    bindparam("e_conversation", type_=MessageJSON),
 )
 
-_LITE_APPLY_ONE = (
-    update(_T)
-    .where(_T.c.id == _by_pk)
-    .values(
-        status=case((_rank(_e_status) > _rank(_T.c.status), _e_status), else_=_T.c.status),
-        **{
-            column: case((condition, _e_at), else_=_T.c[column])
-            for column, condition in _newly.items()
-        },
-        **{
-            f"error_{name}": case((_first_failure, param), else_=_T.c[f"error_{name}"])
-            for name, param in _e_errors.items()
-        },
-        pricing=func.coalesce(_T.c.pricing, _e_pricing),
-        conversation_info=func.coalesce(_T.c.conversation_info, _e_conversation),
-        biz_opaque_callback_data=func.coalesce(_T.c.biz_opaque_callback_data, _e_callback),
-        updated_at=case((_changed, _e_now), else_=_T.c.updated_at),
+
+def _lite_keep_earliest(table: Table, key: str) -> TextClause:
+    """SQLite's version of `_pg_keep_earliest`: an upsert into `table` keyed by
+    (tenant_id, `key`, status)."""
+    name = table.name
+    earlier = f"excluded.occurred_at < {name}.occurred_at"
+    old, new = f"COALESCE({name}.payload, '{{}}')", "COALESCE(excluded.payload, '{}')"
+    errors = ",\n    ".join(
+        f"error_{n} = CASE WHEN {earlier} THEN excluded.error_{n} ELSE {name}.error_{n} END"
+        for n in _ERROR_FIELDS
     )
-)
-
-_EMPTY_JSON: ColumnElement[Any] = literal_column("'{}'")
-
-
-def _lite_keep_earliest(table: Table) -> sqlite.Insert:
-    """SQLite's version of `_pg_keep_earliest` for an upsert into `table`."""
-    insert = sqlite.insert(table)
-    new, old = insert.excluded, table.c
-    earlier = new.occurred_at < old.occurred_at
-    old_payload = func.coalesce(old.payload, _EMPTY_JSON)
-    new_payload = func.coalesce(new.payload, _EMPTY_JSON)
-    merged = case(
-        (earlier, func.json_patch(old_payload, new_payload)),
-        else_=func.json_patch(new_payload, old_payload),
-    )
-    return insert.on_conflict_do_update(
-        index_elements=[c.name for c in _unique_columns(table)],
-        set_={
-            "occurred_at": case((earlier, new.occurred_at), else_=old.occurred_at),
-            **{
-                f"error_{n}": case((earlier, new[f"error_{n}"]), else_=old[f"error_{n}"])
-                for n in _ERROR_FIELDS
-            },
-            "payload": func.nullif(merged, _EMPTY_JSON),
-        },
-        where=or_(earlier, new.payload.is_not(None)),
+    columns = ["tenant_id", key, "status", "occurred_at", "recorded_at"]
+    columns += [f"error_{n}" for n in _ERROR_FIELDS] + ["payload"]
+    return text(
+        f"""
+INSERT INTO {name} ({", ".join(columns)}) VALUES ({", ".join(f":{c}" for c in columns)})
+ON CONFLICT (tenant_id, {key}, status) DO UPDATE SET
+    occurred_at = CASE WHEN {earlier} THEN excluded.occurred_at ELSE {name}.occurred_at END,
+    {errors},
+    payload = NULLIF(CASE WHEN {earlier} THEN json_patch({old}, {new})
+                          ELSE json_patch({new}, {old}) END, '{{}}')
+WHERE {earlier} OR excluded.payload IS NOT NULL
+"""  # noqa: S608
+    ).bindparams(
+        bindparam("occurred_at", type_=UTCDateTime()),
+        bindparam("recorded_at", type_=UTCDateTime()),
+        bindparam("payload", type_=MessageJSON),
     )
 
 
-def _unique_columns(table: Table) -> list[Column[Any]]:
-    (unique,) = [c for c in table.constraints if isinstance(c, UniqueConstraint)]
-    return list(unique.columns)
-
-
-_LITE_HISTORY = _lite_keep_earliest(_H)
-_LITE_PARK = _lite_keep_earliest(_P)
+_LITE_HISTORY = _lite_keep_earliest(_H, "message_id")
+_LITE_PARK = _lite_keep_earliest(_P, "external_id")
 _LITE_INSERT = _T.insert()
 
 # --------------------------------------------------------------------------- shared reads
