@@ -200,6 +200,8 @@ def test_a_hit_asks_the_database_nothing(
     store = make_store(database_url, cache_url)
     with store.unit_of_work(tenant) as uow:
         created = uow.mappings.get_or_create(WA, contact_name="Asha")
+    with store.unit_of_work(tenant) as uow:  # created with a name: invalidated, refilled here
+        assert uow.mappings.by_wa_id(WA) == created
     calls = count_database_calls(store)
     with store.unit_of_work(tenant) as uow:
         assert uow.mappings.get_or_create(WA) == created
@@ -305,6 +307,25 @@ def test_correlate_invalidates_the_generated_reverse_key(
         assert found.communication_id == "comm-1"
         forward = uow.mappings.get_or_create(WA)
         assert forward.conversation_id == "genesys-conv-1"
+
+
+def test_a_creation_with_a_name_invalidates_instead_of_filling(
+    make_store: Callable[..., wastate.Store], postgres_url: str, redis_url: str, tenant: str
+) -> None:
+    """A named get_or_create that missed may have lost the creation race and renamed another
+    process's (possibly cached) mapping: it tombstones the keys instead of filling them."""
+    store = make_store(postgres_url, redis_url)
+    with store.unit_of_work(tenant) as uow:
+        named = uow.mappings.get_or_create(WA, contact_name="Asha")
+    with store.unit_of_work(tenant) as uow:
+        unnamed = uow.mappings.get_or_create("+15550001111")
+    backend = store.mapping_cache.backend
+    keys = store.mapping_cache.keys
+    assert backend.get(keys.forward(tenant, WA)) == b""  # a tombstone
+    assert backend.get(keys.reverse(tenant, named.conversation_id)) == b""
+    filled = backend.get(keys.forward(tenant, "+15550001111"))
+    assert filled is not None
+    assert ConversationMapping.model_validate_json(filled) == unnamed
 
 
 def test_a_different_contact_name_goes_to_the_database_and_is_cached_after(

@@ -30,7 +30,7 @@ def tenant_crossings(store: wastate.Store) -> list[str]:
     one, two = f"a-{uuid.uuid4().hex[:10]}", f"b-{uuid.uuid4().hex[:10]}"
     crossings = []
     with store.unit_of_work(one) as uow:
-        mine = uow.mappings.get_or_create(WA, contact_name="Tenant One")
+        mine = uow.mappings.get_or_create(WA)
     with store.unit_of_work(one) as uow:  # now cached, both directions
         uow.mappings.by_wa_id(WA)
         uow.mappings.by_conversation(mine.conversation_id)
@@ -48,7 +48,7 @@ def tenant_crossings(store: wastate.Store) -> list[str]:
             crossings.append("tenant two lost its own conversation")
     with store.unit_of_work(one) as uow:
         again = uow.mappings.get_or_create(WA)
-        if again.conversation_id != mine.conversation_id or again.contact_name != "Tenant One":
+        if again.conversation_id != mine.conversation_id or again.tenant_id != one:
             crossings.append("tenant one now sees tenant two's mapping")
         uow.mappings.close(WA)
     with store.unit_of_work(two) as uow:

@@ -207,11 +207,13 @@ class CachedMappingRepository(BatchedMaintenance):
             self._record(found)
             return found
         mapping = self._inner.get_or_create(key, contact_name=contact_name)
-        if found is None and not bypass:
+        if found is None and not bypass and contact_name is None:
             # Created (or found, having lost a race): nothing about it can be cached yet.
             self._fill_after_commit(mapping, near.generation if near is not None else 0)
             self._dirty = self._dirty or self._db.in_transaction
-        else:  # renamed
+        else:
+            # Renamed — or created with a name, where losing the creation race to another
+            # process means renaming the mapping it may already have cached: invalidate.
             self._changed([forward, self._reverse_key(mapping.conversation_id)])
         if mapping.status is _ACTIVE:
             self._record(mapping)
