@@ -413,6 +413,32 @@ def test_a_close_in_one_store_reaches_another_stores_near_cache(
         time.sleep(0.01)
 
 
+def test_a_lost_invalidation_is_bounded_by_the_near_cache_ttl(
+    make_store: Callable[..., wastate.Store], postgres_url: str, redis_url: str, tenant: str
+) -> None:
+    """With its listener gone (every message lost), a store serves an old mapping at most
+    `near_cache_ttl_seconds` after a close elsewhere — then the truth."""
+    first = make_store(postgres_url, redis_url)
+    second = make_store(postgres_url, redis_url, near_cache_ttl_seconds=0.5)
+    subscription = second.mapping_cache.subscription
+    assert subscription is not None
+    subscription.close()
+    with first.unit_of_work(tenant) as uow:
+        uow.mappings.get_or_create(WA)
+    with second.unit_of_work(tenant) as uow:
+        assert uow.mappings.by_wa_id(WA) is not None  # in second's L1 now
+    with first.unit_of_work(tenant) as uow:
+        uow.mappings.close(WA)
+    closed_at = time.monotonic()
+    while True:
+        with second.unit_of_work(tenant) as uow:
+            if uow.mappings.by_wa_id(WA) is None:
+                break
+        time.sleep(0.02)
+    assert time.monotonic() - closed_at <= 0.5 + 0.5  # the TTL, plus slack for a busy machine
+    assert time.monotonic() - closed_at > 0.1  # it was stale meanwhile: the listener mattered
+
+
 class CountingMappings:
     """The SQL repository with every call counted (optionally slowed, so threads overlap).
 
