@@ -73,6 +73,31 @@ class Result:
         return self.items / self.median
 
 
+@dataclass
+class Case:
+    name: str
+    items: int  # rows or events per run
+    setup: Callable[[int], Any]  # untimed: builds the run's input from the round number
+    run: Callable[[Any], None]  # timed
+
+
+def interleaved(cases: list[Case], runs: int) -> list[Result]:
+    """Median/p99 of each case over `runs` rounds after 3 untimed warm-up rounds. Every round
+    runs every case once, in rotating order, so drifting machine load hits baseline and wastate
+    alike."""
+    seconds: dict[str, list[float]] = {case.name: [] for case in cases}
+    for index in range(runs + 3):
+        shift = index % len(cases)
+        for case in cases[shift:] + cases[:shift]:
+            argument = case.setup(index)
+            started = time.perf_counter()
+            case.run(argument)
+            elapsed = time.perf_counter() - started
+            if index >= 3:
+                seconds[case.name].append(elapsed)
+    return [Result(case.name, seconds[case.name], case.items) for case in cases]
+
+
 def timed(
     name: str, runs: int, items: int, setup: Callable[[int], Any], run: Callable[[Any], None]
 ) -> Result:
@@ -214,114 +239,104 @@ def postgres_suite(rounds: int, singles: int) -> list[Result]:
     raw = psycopg.connect(DSN)
     store = wastate.connect(URL, "none://")
     tenant = "bench"
-    results: list[Result] = []
+    at = T0 + timedelta(minutes=1)
 
-    def ids_for(prefix: str) -> Callable[[int], list[str]]:
+    def fresh(prefix: str) -> Callable[[int], list[str]]:
         return lambda _i: fresh_ids(prefix, BATCH)
 
-    results.append(
-        timed("(e) raw COPY 1000 rows", rounds, BATCH, ids_for("e"), raw_copy(raw, tenant))
-    )
-    results.append(
-        timed(
-            "(f) raw executemany 1000 INSERTs",
-            rounds,
-            BATCH,
-            ids_for("f"),
-            raw_executemany(raw, tenant),
-        )
-    )
+    def seeded_blocks(prefix: str, count: int, size: int) -> list[list[str]]:
+        """Messages still at `sent`, one block per run (tracked before the clock starts)."""
+        blocks = [fresh_ids(prefix, size) for _ in range(count)]
+        seed(store, tenant, [i for block in blocks for i in block])
+        return blocks
 
     def track_many(messages: list[wastate.NewMessage]) -> None:
         with store.unit_of_work(tenant) as uow:
             uow.messages.track_many(messages)
 
-    results.append(
-        timed(
-            "wastate track_many(1000)",
-            rounds,
-            BATCH,
-            lambda _i: new_messages(fresh_ids("tm", BATCH)),
-            track_many,
-        )
-    )
-
-    # Status batches need messages still at `sent`: one pre-tracked block per run.
-    blocks = [fresh_ids("g", BATCH) for _ in range(rounds + 3)]
-    seed(store, tenant, [i for block in blocks for i in block])
-    results.append(
-        timed(
-            "(g) raw UPDATE FROM unnest 1000",
-            rounds,
-            BATCH,
-            lambda i: blocks[i],
-            raw_unnest_update(raw, tenant),
-        )
-    )
-    blocks = [fresh_ids("a", BATCH) for _ in range(rounds + 3)]
-    seed(store, tenant, [i for block in blocks for i in block])
-    at = T0 + timedelta(minutes=1)
-
-    def apply(ids: list[str]) -> None:
-        events = [StatusEvent(message_id=i, status="delivered", at=at) for i in ids]
+    def apply(events: list[StatusEvent]) -> None:
         with store.unit_of_work(tenant) as uow:
             uow.messages.apply_status_events(events)
-
-    results.append(
-        timed("wastate apply_status_events(1000)", rounds, BATCH, lambda i: blocks[i], apply)
-    )
-
-    singles_ids = fresh_ids("rs", singles + 3)
-    results.append(
-        timed(
-            "raw single INSERT + COMMIT",
-            singles,
-            1,
-            lambda i: singles_ids[i],
-            raw_single_insert(raw, tenant),
-        )
-    )
-    singles_ids = fresh_ids("ws", singles + 3)
 
     def track(message: wastate.NewMessage) -> None:
         with store.unit_of_work(tenant) as uow:
             uow.messages.track(message)
 
-    results.append(
-        timed("wastate track", singles, 1, lambda i: new_messages([singles_ids[i]])[0], track)
-    )
-
-    targets = fresh_ids("ru", singles + 3)
-    seed(store, tenant, targets)
-    results.append(
-        timed(
-            "raw single UPDATE + COMMIT",
-            singles,
-            1,
-            lambda i: targets[i],
-            raw_single_update(raw, tenant),
-        )
-    )
-    targets = fresh_ids("wu", singles + 3)
-    seed(store, tenant, targets)
-
     def update(external: str) -> None:
         with store.unit_of_work(tenant) as uow:
             uow.messages.update_status(external, "delivered", at=at)
-
-    results.append(timed("wastate update_status", singles, 1, lambda i: targets[i], update))
-
-    bodies = []
-    for _ in range(rounds + 3):
-        block = fresh_ids("w", 100)
-        seed(store, tenant, block)
-        bodies.append(status_body(block))
 
     def webhook(body: dict[str, Any]) -> None:
         with store.unit_of_work(tenant) as uow:
             ingest(uow, body)
 
-    results.append(timed("wastate ingest(100 statuses)", rounds, 100, lambda i: bodies[i], webhook))
+    results = interleaved(
+        [
+            Case("(e) raw COPY 1000 rows", BATCH, fresh("e"), raw_copy(raw, tenant)),
+            Case(
+                "(f) raw executemany 1000 INSERTs", BATCH, fresh("f"), raw_executemany(raw, tenant)
+            ),
+            Case(
+                "wastate track_many(1000)",
+                BATCH,
+                lambda _i: new_messages(fresh_ids("tm", BATCH)),
+                track_many,
+            ),
+        ],
+        rounds,
+    )
+    raw_blocks = seeded_blocks("g", rounds + 3, BATCH)
+    our_blocks = seeded_blocks("a", rounds + 3, BATCH)
+    results += interleaved(
+        [
+            Case(
+                "(g) raw UPDATE FROM unnest 1000",
+                BATCH,
+                lambda i: raw_blocks[i],
+                raw_unnest_update(raw, tenant),
+            ),
+            Case(
+                "wastate apply_status_events(1000)",
+                BATCH,
+                lambda i: [
+                    StatusEvent(message_id=x, status="delivered", at=at) for x in our_blocks[i]
+                ],
+                apply,
+            ),
+        ],
+        rounds,
+    )
+    raw_ids, our_ids = fresh_ids("rs", singles + 3), fresh_ids("ws", singles + 3)
+    results += interleaved(
+        [
+            Case(
+                "raw single INSERT + COMMIT",
+                1,
+                lambda i: raw_ids[i],
+                raw_single_insert(raw, tenant),
+            ),
+            Case("wastate track", 1, lambda i: new_messages([our_ids[i]])[0], track),
+        ],
+        singles,
+    )
+    (raw_targets,) = seeded_blocks("ru", 1, singles + 3)
+    (our_targets,) = seeded_blocks("wu", 1, singles + 3)
+    results += interleaved(
+        [
+            Case(
+                "raw single UPDATE + COMMIT",
+                1,
+                lambda i: raw_targets[i],
+                raw_single_update(raw, tenant),
+            ),
+            Case("wastate update_status", 1, lambda i: our_targets[i], update),
+        ],
+        singles,
+    )
+    bodies = [status_body(block) for block in seeded_blocks("w", rounds + 3, 100)]
+    results += interleaved(
+        [Case("wastate ingest(100 statuses)", 100, lambda i: bodies[i], webhook)], rounds
+    )
     store.close()
     raw.close()
     return results
