@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 
 import wastate
 from wastate.http import HttpConfig, create_app
-from wastate.repositories.api_keys import api_keys_of
 
 WA = "+919876543210"
 
@@ -303,7 +302,7 @@ def test_history_and_conversation_listing(client: TestClient, tenant: str) -> No
 
 def issue_key(store: wastate.Store, tenant: str) -> tuple[str, str]:
     with store.unit_of_work(tenant) as uow:
-        issued = api_keys_of(uow).create(label="test")
+        issued = uow.api_keys.create(label="test")
     return issued.token, issued.record.key_id
 
 
@@ -363,7 +362,7 @@ def test_forged_and_revoked_keys_are_401(
     assert client.get(f"/state/mapping/{WA}", headers={"X-API-Key": forged}).status_code == 401
     assert client.get(f"/state/mapping/{WA}", headers={"X-API-Key": "nonsense"}).status_code == 401
     with store.unit_of_work(tenant) as uow:
-        api_keys_of(uow).revoke(key_id)
+        uow.api_keys.revoke(key_id)
     assert client.get(f"/state/mapping/{WA}", headers={"X-API-Key": token}).status_code == 401
 
 

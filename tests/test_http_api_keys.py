@@ -8,18 +8,18 @@ from sqlalchemy import select
 
 import wastate
 from wastate.db.tables import ApiKey
-from wastate.repositories.api_keys import api_keys_of, hash_secret, parse_token
+from wastate.repositories.api_keys import hash_secret, parse_token
 
 
 def test_a_token_names_its_tenant_and_key_and_verifies(store: wastate.Store, tenant: str) -> None:
     """create → a token whose parts parse back; the secret verifies, a wrong one does not."""
     with store.unit_of_work(tenant) as uow:
-        issued = api_keys_of(uow).create(label="crm")
+        issued = uow.api_keys.create(label="crm")
     parsed = parse_token(issued.token)
     assert parsed is not None
     assert (parsed.tenant_id, parsed.key_id) == (tenant, issued.record.key_id)
     with store.unit_of_work(tenant) as uow:
-        keys = api_keys_of(uow)
+        keys = uow.api_keys
         assert keys.verify(parsed.key_id, parsed.secret)
         assert not keys.verify(parsed.key_id, "0" * len(parsed.secret))
 
@@ -27,7 +27,7 @@ def test_a_token_names_its_tenant_and_key_and_verifies(store: wastate.Store, ten
 def test_only_a_hash_of_the_secret_is_stored(store: wastate.Store, tenant: str) -> None:
     """The row holds sha256 over tenant, key id and secret — never the secret or the token."""
     with store.unit_of_work(tenant) as uow:
-        issued = api_keys_of(uow).create()
+        issued = uow.api_keys.create()
     parsed = parse_token(issued.token)
     assert parsed is not None
     table = ApiKey.__table__
@@ -42,26 +42,26 @@ def test_only_a_hash_of_the_secret_is_stored(store: wastate.Store, tenant: str) 
 def test_a_key_does_not_verify_in_another_tenant(store: wastate.Store, tenant: str) -> None:
     """The same key id and secret presented to another tenant's unit of work fail."""
     with store.unit_of_work(tenant) as uow:
-        issued = api_keys_of(uow).create()
+        issued = uow.api_keys.create()
     parsed = parse_token(issued.token)
     assert parsed is not None
     with store.unit_of_work(f"{tenant}-other") as uow:
-        assert not api_keys_of(uow).verify(parsed.key_id, parsed.secret)
-        assert api_keys_of(uow).all() == []
+        assert not uow.api_keys.verify(parsed.key_id, parsed.secret)
+        assert uow.api_keys.all() == []
 
 
 def test_revocation_is_final_and_idempotent(store: wastate.Store, tenant: str) -> None:
     """A revoked key stops verifying; revoking again keeps the first revocation time."""
     with store.unit_of_work(tenant) as uow:
-        issued = api_keys_of(uow).create()
+        issued = uow.api_keys.create()
     parsed = parse_token(issued.token)
     assert parsed is not None
     with store.unit_of_work(tenant) as uow:
-        first = api_keys_of(uow).revoke(parsed.key_id)
+        first = uow.api_keys.revoke(parsed.key_id)
     with store.unit_of_work(tenant) as uow:
-        second = api_keys_of(uow).revoke(parsed.key_id)
-        assert not api_keys_of(uow).verify(parsed.key_id, parsed.secret)
-        assert api_keys_of(uow).revoke("0123456789abcdef") is None
+        second = uow.api_keys.revoke(parsed.key_id)
+        assert not uow.api_keys.verify(parsed.key_id, parsed.secret)
+        assert uow.api_keys.revoke("0123456789abcdef") is None
     assert first is not None
     assert second is not None
     assert first.revoked_at == second.revoked_at
@@ -71,10 +71,10 @@ def test_revocation_is_final_and_idempotent(store: wastate.Store, tenant: str) -
 def test_keys_are_listed_oldest_first_with_their_labels(store: wastate.Store, tenant: str) -> None:
     """`all()` answers every key of the tenant, revoked ones included, in creation order."""
     with store.unit_of_work(tenant) as uow:
-        ids = [api_keys_of(uow).create(label=f"k{n}").record.key_id for n in range(3)]
-        api_keys_of(uow).revoke(ids[1])
+        ids = [uow.api_keys.create(label=f"k{n}").record.key_id for n in range(3)]
+        uow.api_keys.revoke(ids[1])
     with store.unit_of_work(tenant) as uow:
-        listed = api_keys_of(uow).all()
+        listed = uow.api_keys.all()
     assert [key.key_id for key in listed] == ids
     assert [key.label for key in listed] == ["k0", "k1", "k2"]
     assert [key.active for key in listed] == [True, False, True]
@@ -102,7 +102,7 @@ def test_malformed_tokens_do_not_parse(token: str) -> None:
 def test_tenants_with_underscores_parse(store: wastate.Store) -> None:
     """The tenant part may itself hold underscores."""
     with store.unit_of_work("acme_eu_1") as uow:
-        issued = api_keys_of(uow).create()
+        issued = uow.api_keys.create()
     parsed = parse_token(issued.token)
     assert parsed is not None
     assert parsed.tenant_id == "acme_eu_1"
@@ -111,6 +111,6 @@ def test_tenants_with_underscores_parse(store: wastate.Store) -> None:
 def test_an_over_long_label_is_refused(store: wastate.Store, tenant: str) -> None:
     """Labels longer than the column are InvalidInput naming `label`; nothing is written."""
     with store.unit_of_work(tenant) as uow, pytest.raises(wastate.InvalidInput, match="label"):
-        api_keys_of(uow).create(label="x" * 257)
+        uow.api_keys.create(label="x" * 257)
     with store.unit_of_work(tenant) as uow:
-        assert api_keys_of(uow).all() == []
+        assert uow.api_keys.all() == []

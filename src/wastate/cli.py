@@ -638,10 +638,9 @@ def _key_data(record: Any) -> dict[str, Any]:
 @pass_context
 def apikey_create(ctx: Context, label: str | None) -> None:
     """Issue a key for --tenant; the token is printed once and never stored."""
-    from wastate.repositories.api_keys import api_keys_of
 
     with ctx.store().unit_of_work(ctx.tenant_id) as uow:
-        issued = api_keys_of(uow).create(label=label)
+        issued = uow.api_keys.create(label=label)
     data = {**_key_data(issued.record), "token": issued.token}
     if not ctx.as_json:
         click.echo("store this token now: it cannot be shown again", err=True)
@@ -653,10 +652,9 @@ def apikey_create(ctx: Context, label: str | None) -> None:
 @pass_context
 def apikey_revoke(ctx: Context, key_id: str) -> None:
     """Revoke a key of --tenant (HTTP workers notice within seconds)."""
-    from wastate.repositories.api_keys import api_keys_of
 
     with ctx.store().unit_of_work(ctx.tenant_id) as uow:
-        record = api_keys_of(uow).revoke(key_id)
+        record = uow.api_keys.revoke(key_id)
     if record is None:
         raise click.ClickException(f"tenant {ctx.tenant_id!r} has no API key {key_id!r}")
     ctx.emit(_key_data(record), f"revoked {key_id}")
@@ -666,10 +664,9 @@ def apikey_revoke(ctx: Context, key_id: str) -> None:
 @pass_context
 def apikey_list(ctx: Context) -> None:
     """List the keys of --tenant (ids and labels; secrets are never stored)."""
-    from wastate.repositories.api_keys import api_keys_of
 
     with ctx.store().unit_of_work(ctx.tenant_id) as uow:
-        records = api_keys_of(uow).all()
+        records = uow.api_keys.all()
     data = [_key_data(record) for record in records]
 
     def human() -> str:

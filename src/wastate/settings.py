@@ -46,6 +46,16 @@ class Settings(BaseSettings):
         30.0, gt=0, description="how often coalesced last_activity_at updates are written"
     )
     default_tenant: str | None = Field(None, description="HTTP: tenant of requests naming none")
+    require_api_key: bool = Field(False, description="HTTP: every route needs a per-tenant key")
+    api_key_cache_seconds: float = Field(
+        5.0, ge=0, description="HTTP: how long a verified key is trusted (the revocation delay)"
+    )
+    webhook_app_secret: str | None = Field(
+        None, description="HTTP: Meta app secret; webhook posts need X-Hub-Signature-256"
+    )
+    webhook_verify_token: str | None = Field(
+        None, description="HTTP: the hub.verify_token of the webhook handshake"
+    )
     pool_size: int = Field(10, ge=1)
     pool_timeout_seconds: float = Field(5.0, gt=0)
     statement_timeout_ms: int = Field(15_000, ge=0, description="PostgreSQL statement_timeout")

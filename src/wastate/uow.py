@@ -26,6 +26,7 @@ from wastate.errors import ServiceUnavailable
 from wastate.repositories.base import Params
 
 if TYPE_CHECKING:
+    from wastate.repositories.api_keys import ApiKeyRepository
     from wastate.repositories.approvals import ApprovalRepository
     from wastate.repositories.config import ConfigRepository
     from wastate.repositories.mappings import MappingRepository
@@ -229,6 +230,7 @@ class UnitOfWork:
         self._approvals: ApprovalRepository | None = None
         self._statistics: StatisticsRepository | None = None
         self._config: ConfigRepository | None = None
+        self._api_keys: ApiKeyRepository | None = None
 
     def __enter__(self) -> UnitOfWork:
         return self
@@ -319,3 +321,12 @@ class UnitOfWork:
 
             self._config = ConfigRepository(self._db)
         return self._config
+
+    @property
+    def api_keys(self) -> ApiKeyRepository:
+        """HTTP API keys of this tenant (only hashes of their secrets are stored)."""
+        if self._api_keys is None:
+            from wastate.repositories.api_keys import ApiKeyRepository
+
+            self._api_keys = ApiKeyRepository(self._db)
+        return self._api_keys

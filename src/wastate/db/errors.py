@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import psycopg
 from sqlalchemy.exc import DBAPIError
 
 from wastate.errors import Conflict, InvalidInput, SchemaNotReady, ServiceUnavailable, WastateError
@@ -18,6 +19,9 @@ _PG_INPUT_ERRORS = {
     "22001": "value too long",
     "22003": "number out of range",
     "22007": "invalid datetime",
+    "22008": "datetime out of range",
+    "22021": "invalid byte sequence (e.g. a NUL character)",
+    "22P05": "untranslatable character (e.g. a NUL character)",
     "22P02": "invalid value",
     "23502": "a required value is missing",
     "23503": "refers to a record that does not exist",
@@ -38,11 +42,15 @@ def translate_db_error(exc: DBAPIError | Exception) -> WastateError | None:
             return Conflict(f"already exists ({constraint})", constraint=constraint)
         if sqlstate in _PG_INPUT_ERRORS:
             return InvalidInput(constraint or column or "value", _PG_INPUT_ERRORS[sqlstate])
+        if sqlstate.startswith("22"):
+            return InvalidInput(column or "value", f"invalid data (SQLSTATE {sqlstate})")
         if sqlstate in ("42P01", "42703"):
             return SchemaNotReady("the database has no wastate schema: run `wastate migrate`")
         if sqlstate.startswith(("08", "57P")) or invalidated:
             return ServiceUnavailable(f"database unavailable (SQLSTATE {sqlstate})")
         return None
+    if isinstance(original, psycopg.DataError):  # raised client-side, e.g. a NUL in text
+        return InvalidInput("value", str(original))
     if isinstance(original, sqlite3.Error):
         name = getattr(original, "sqlite_errorname", "")
         if name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from wastate.errors import InvalidInput
+
 __all__ = ["Clock", "as_utc", "utcnow"]
 
 Clock = Callable[[], datetime]
@@ -16,8 +18,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def as_utc(value: datetime) -> datetime:
-    """`value` as aware UTC; naive values (SQLite hands those back) are taken to be UTC."""
+def as_utc(value: datetime, *, field: str = "at") -> datetime:
+    """`value` as aware UTC; naive values (SQLite hands those back) are taken to be UTC.
+
+    A time that cannot be expressed in UTC (year 1 with a positive offset, say) is
+    `InvalidInput` naming `field`.
+    """
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise InvalidInput(field, "is out of the representable range in UTC") from exc

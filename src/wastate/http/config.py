@@ -1,15 +1,13 @@
 """The HTTP service's own settings: default tenant, API-key enforcement, webhook secrets.
 
-`HttpConfig.from_environment()` reads them; `create_app(store, config=…)` takes them explicitly
-(tests and embedders build one by hand). The default tenant comes from the store's settings
-(`WASTATE_DEFAULT_TENANT`); the other three are read from the environment here until they join
-`wastate.settings.Settings`.
+`HttpConfig.from_environment()` takes them from the store's `Settings` (`WASTATE_DEFAULT_TENANT`,
+`WASTATE_REQUIRE_API_KEY`, `WASTATE_WEBHOOK_APP_SECRET`, `WASTATE_WEBHOOK_VERIFY_TOKEN`,
+`WASTATE_API_KEY_CACHE_SECONDS`); `create_app(store, config=…)` takes them explicitly (tests and
+embedders build one by hand).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from wastate.domain.ids import normalize_tenant_id
@@ -17,18 +15,6 @@ from wastate.errors import ConfigurationError, InvalidInput
 from wastate.settings import Settings
 
 __all__ = ["HttpConfig"]
-
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off", ""})
-
-
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    raise ConfigurationError(f"{name}: expected true or false, got {raw!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +42,12 @@ class HttpConfig:
             raise ConfigurationError("api_key_cache_seconds must not be negative")
 
     @classmethod
-    def from_environment(
-        cls, settings: Settings, env: Mapping[str, str] | None = None
-    ) -> HttpConfig:
-        """The configuration named by `settings` and the `WASTATE_*` HTTP variables."""
-        env = os.environ if env is None else env
+    def from_environment(cls, settings: Settings) -> HttpConfig:
+        """The HTTP configuration named by `settings` (the `WASTATE_*` variables)."""
         return cls(
             default_tenant=settings.default_tenant or None,
-            require_api_key=_flag(env, "WASTATE_REQUIRE_API_KEY"),
-            webhook_app_secret=env.get("WASTATE_WEBHOOK_APP_SECRET") or None,
-            webhook_verify_token=env.get("WASTATE_WEBHOOK_VERIFY_TOKEN") or None,
+            require_api_key=settings.require_api_key,
+            webhook_app_secret=settings.webhook_app_secret or None,
+            webhook_verify_token=settings.webhook_verify_token or None,
+            api_key_cache_seconds=settings.api_key_cache_seconds,
         )

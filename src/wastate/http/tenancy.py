@@ -23,7 +23,7 @@ from wastate.domain.ids import normalize_tenant_id
 from wastate.errors import InvalidInput
 from wastate.http.config import HttpConfig
 from wastate.http.errors import ApiError
-from wastate.repositories.api_keys import api_keys_of, parse_token
+from wastate.repositories.api_keys import parse_token
 from wastate.store import Store
 
 __all__ = ["API_KEY_HEADER", "TENANT_HEADER", "Caller", "TenantResolver"]
@@ -128,7 +128,7 @@ class TenantResolver:
         if expires is not None and expires > now:
             return parsed.tenant_id
         with self._store.unit_of_work(parsed.tenant_id) as uow:
-            valid = api_keys_of(uow).verify(parsed.key_id, parsed.secret)
+            valid = uow.api_keys.verify(parsed.key_id, parsed.secret)
         if not valid:
             with self._lock:
                 self._verified.pop(memo_key, None)

@@ -33,7 +33,6 @@ __all__ = [
     "ApiKeyRepository",
     "IssuedApiKey",
     "ParsedToken",
-    "api_keys_of",
     "hash_secret",
     "parse_token",
 ]
@@ -194,13 +193,3 @@ class ApiKeyRepository:
             return False
         # Constant time: how much of a guessed secret matches must not show in the timing.
         return hmac.compare_digest(row.secret_hash, hash_secret(tenant_id, key_id, secret))
-
-
-def api_keys_of(uow: object) -> ApiKeyRepository:
-    """The API-key repository of a unit of work: `uow.api_keys` where the unit of work offers it,
-    else one built on the unit of work's tenant-bound database handle."""
-    repository = getattr(uow, "api_keys", None)
-    if isinstance(repository, ApiKeyRepository):
-        return repository
-    database: Database = getattr(uow, "_db")  # noqa: B009 - until UnitOfWork.api_keys exists
-    return ApiKeyRepository(database)
