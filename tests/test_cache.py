@@ -490,7 +490,7 @@ def test_concurrent_misses_on_one_key_do_one_database_read(
     counter = count_database_calls(store, delay=0.1)
     cache = store.mapping_cache
     for lookup, counted in [
-        (lambda m: m.get_or_create(WA), "by_wa_id"),
+        (lambda m: m.get_or_create(WA), "get_or_create"),
         (lambda m: m.by_conversation(created.conversation_id), "by_conversation"),
     ]:
         if cache.enabled:
@@ -518,3 +518,36 @@ def test_concurrent_misses_on_one_key_do_one_database_read(
         assert results == [created] * 12
         assert counter == {counted: 1}, counter
         counter.clear()
+
+
+@pytest.mark.parametrize("cache_kind", ["none", "redis"])
+def test_concurrent_creations_in_one_process_agree_and_share_nothing_uncommitted(
+    make_store: Callable[..., wastate.Store],
+    postgres_url: str,
+    tenant: str,
+    cache_kind: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Eight threads creating one new user: the creator's uncommitted row is not handed to the
+    others (they wait for the database), and all end with the same conversation."""
+    cache_url = "none://" if cache_kind == "none" else request.getfixturevalue("redis_url")
+    store = make_store(postgres_url, cache_url, pool_size=8)
+    counter = count_database_calls(store, delay=0.05)
+    barrier = threading.Barrier(8)
+    results: list[str] = []
+
+    def worker() -> None:
+        barrier.wait()
+        with store.unit_of_work(tenant) as uow:
+            results.append(uow.mappings.get_or_create(WA).conversation_id)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 8
+    assert len(set(results)) == 1
+    assert counter["get_or_create"] >= 2  # the creation's result was not shared
+    with store.unit_of_work(tenant) as uow:
+        assert uow.mappings.by_wa_id(WA) is not None

@@ -68,8 +68,11 @@ class ActivityRecorder(Protocol):
 
 def _same_name(given: object, cached: str | None) -> bool:
     """Whether `contact_name=given` would leave a mapping named `cached` unchanged (the SQL
-    repository's normalisation: whitespace runs collapse, blank means no name)."""
-    return isinstance(given, str) and (" ".join(given.split()) or None) == cached
+    repository's normalisation: whitespace runs collapse; a blank name changes nothing)."""
+    if not isinstance(given, str):
+        return False  # the database raises InvalidInput
+    name = " ".join(given.split()) or None
+    return name is None or name == cached
 
 
 class MappingCache:
@@ -104,6 +107,8 @@ class MappingCache:
         if near_cache and backend.enabled and near_cache_size > 0:
             self.near = NearCache(ttl_seconds=near_cache_ttl_seconds, size=near_cache_size)
         self.flight: SingleFlight[ConversationMapping | None] = SingleFlight()
+        # get_or_create misses fly apart from reads: a read's None is no answer for them.
+        self.create_flight: SingleFlight[ConversationMapping] = SingleFlight()
         self.subscription: Subscription | None = None
         if self.near is not None and backend.shared:
             self.subscription = backend.subscribe(
@@ -199,22 +204,42 @@ class CachedMappingRepository(BatchedMaintenance):
             ):
                 self._record(found)
                 return found
+        db = self._db
         bypass = self._bypass()
-        found = None if bypass else self._active(key, forward)
-        if found is not None and (
-            contact_name is None or _same_name(contact_name, found.contact_name)
-        ):
-            self._record(found)
-            return found
-        mapping = self._inner.get_or_create(key, contact_name=contact_name)
-        if found is None and not bypass and contact_name is None:
-            # Created (or found, having lost a race): nothing about it can be cached yet.
-            self._fill_after_commit(mapping, near.generation if near is not None else 0)
-            self._dirty = self._dirty or self._db.in_transaction
+        if not bypass:
+            found = self._cached(forward)
+            if found is not None:
+                if contact_name is None or _same_name(contact_name, found.contact_name):
+                    self._record(found)
+                    return found
+                bypass = True  # a rename: the database does it, the keys are invalidated
+        generation = near.generation if near is not None else 0
+        was_in_transaction = db.in_transaction
+        shared = False
+        if bypass or was_in_transaction:
+            mapping = self._inner.get_or_create(key, contact_name=contact_name)
         else:
-            # Renamed — or created with a name, where losing the creation race to another
-            # process means renaming the mapping it may already have cached: invalidate.
+            # One database call for concurrent misses. Its result is shared only if it wrote
+            # nothing: a created row is visible to the creator's transaction alone until commit.
+            mapping, shared = self._cache.create_flight.do_shared(
+                forward,
+                lambda: self._inner.get_or_create(key, contact_name=contact_name),
+                lambda: not db.in_transaction,
+            )
+            if shared and not (
+                contact_name is None or _same_name(contact_name, mapping.contact_name)
+            ):
+                mapping = self._inner.get_or_create(key, contact_name=contact_name)
+                shared = False
+        wrote = db.in_transaction and not was_in_transaction
+        if bypass or (contact_name is not None and (wrote or was_in_transaction)):
+            # Renamed — or created with a name, where losing the insert race to another
+            # process means renaming the mapping it may have cached already: invalidate.
             self._changed([forward, self._reverse_key(mapping.conversation_id)])
+        elif not shared:  # read or created: cache it (at commit, if there is a transaction)
+            self._fill_after_commit(mapping, generation)
+        if db.in_transaction:
+            self._dirty = True
         if mapping.status is _ACTIVE:
             self._record(mapping)
         return mapping

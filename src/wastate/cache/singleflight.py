@@ -2,8 +2,9 @@
 
 The first caller (the leader) runs the load; callers arriving while it runs wait for its result
 instead of running their own. Used only for reads outside a transaction, where every caller would
-see the same committed rows anyway. If the leader fails, each waiter runs the load itself (it
-may succeed, and an error then belongs to its own call).
+see the same committed rows anyway. If the leader fails, or its result is not shareable (its
+load wrote in its own transaction), each waiter runs the load itself (it may succeed, and an
+error then belongs to its own call).
 """
 
 from __future__ import annotations
@@ -38,6 +39,16 @@ class SingleFlight(Generic[T]):
 
     def do(self, key: str, load: Callable[[], T]) -> T:
         """`load()`, run once for all callers asking for `key` at the same time."""
+        return self.do_shared(key, load)[0]
+
+    def do_shared(
+        self, key: str, load: Callable[[], T], shareable: Callable[[], bool] | None = None
+    ) -> tuple[T, bool]:
+        """Like `do`, and whether the result was another caller's.
+
+        The leader asks `shareable()` after its load; if it says no (the load wrote something
+        only the leader's transaction can see), the waiters run their own `load` instead.
+        """
         with self._lock:
             call = self._calls.get(key)
             leader = call is None
@@ -47,11 +58,13 @@ class SingleFlight(Generic[T]):
             with call.done:
                 pass
             if call.failed:
-                return load()
-            return call.result  # type: ignore[return-value]
+                return load(), False
+            return call.result, True  # type: ignore[return-value]
         try:
             call.result = load()
-            return call.result
+            if shareable is not None and not shareable():
+                call.failed = True
+            return call.result, False
         except BaseException:
             call.failed = True
             raise
