@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Table, create_engine, insert
+from sqlalchemy import Connection, Table, create_engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from wastate.db.base import table_of
@@ -123,8 +123,10 @@ def test_a_message_needs_an_id_and_known_enums(connection: Connection, tenant: s
 def test_one_status_event_per_message_and_status(connection: Connection, tenant: str) -> None:
     """The history keeps one row per (message, status); another status is a new row."""
     connection.execute(insert(MESSAGES), message(tenant, meta_message_id="wamid.h"))
-    message_id = connection.exec_driver_sql(
-        "SELECT id FROM message_tracking WHERE meta_message_id = 'wamid.h'"
+    message_id = connection.execute(
+        select(MESSAGES.c.id).where(
+            MESSAGES.c.tenant_id == tenant, MESSAGES.c.meta_message_id == "wamid.h"
+        )
     ).scalar_one()
     event = {
         "tenant_id": tenant,

@@ -4,6 +4,7 @@ Conversation mappings, message tracking and seed-004 session/approval state on P
 SQLite) with a Redis (or in-process) cache in front. Start with `connect()`.
 """
 
+from wastate import webhooks
 from wastate.domain import (
     ConversationMapping,
     DeliveryStatus,
@@ -55,6 +56,7 @@ __all__ = [
     "UnitOfWork",
     "WastateError",
     "connect",
+    "webhooks",
 ]
 
 __version__ = "0.1.0"
