@@ -524,25 +524,12 @@ def _drain(ctx: Context, label: str, batches: Iterator[int]) -> int:
 _Step = Callable[[Any], int]
 
 
-def _purge_steps(ctx: Context, older_than: timedelta, batch: int) -> dict[str, _Step | None]:
-    """What `purge` deletes, one batch at a time; None for a kind this store cannot purge."""
-    probe = ctx.store().unit_of_work(ctx.tenant_id)
-    try:
-        messages_repository = probe.messages
-    finally:
-        probe.close()
-    tracking: _Step | None = None
-    if hasattr(messages_repository, "purge_batch"):
-        tracking = lambda uow: len(uow.messages.purge_batch(older_than, limit=batch))  # noqa: E731
-    elif hasattr(messages_repository, "purge"):
-        tracking = lambda uow: int(uow.messages.purge(older_than, limit=batch))  # noqa: E731
-    parked: _Step | None = None
-    if hasattr(messages_repository, "purge_pending"):
-        parked = lambda uow: int(uow.messages.purge_pending(older_than, limit=batch))  # noqa: E731
+def _purge_steps(older_than: timedelta, batch: int) -> dict[str, _Step]:
+    """What `purge` deletes, one batch at a time."""
     return {
         "mappings": lambda uow: len(uow.mappings.purge_batch(older_than, limit=batch)),
-        "trackingRows": tracking,
-        "parkedStatusEvents": parked,
+        "trackingRows": lambda uow: int(uow.messages.purge(older_than, limit=batch)),
+        "parkedStatusEvents": lambda uow: int(uow.messages.purge_pending(older_than, limit=batch)),
     }
 
 
@@ -571,22 +558,14 @@ def purge(ctx: Context, older_than: timedelta, dry_run: bool, batch_size: int) -
     Each batch is its own transaction, so a large purge never holds long locks; --dry-run does
     the same work in one transaction and rolls it back, so its counts are exact.
     """
-    counts: dict[str, int | None] = {}
-    for kind, step in _purge_steps(ctx, older_than, batch_size).items():
-        label = _PURGE_LABELS[kind]
-        counts[kind] = (
-            None if step is None else _drain(ctx, label, _batches(ctx, step, dry_run=dry_run))
-        )
+    counts: dict[str, int] = {}
+    for kind, step in _purge_steps(older_than, batch_size).items():
+        counts[kind] = _drain(ctx, _PURGE_LABELS[kind], _batches(ctx, step, dry_run=dry_run))
     verb = "would delete" if dry_run else "deleted"
     age = format_duration(older_than)
 
     def human() -> str:
-        lines = [
-            f"{verb} {count} {_PURGE_LABELS[kind]}"
-            if count is not None
-            else f"{_PURGE_LABELS[kind]}: not purgeable by this store"
-            for kind, count in counts.items()
-        ]
+        lines = [f"{verb} {count} {_PURGE_LABELS[kind]}" for kind, count in counts.items()]
         return "\n".join(lines) + f"\n(older than {age}, tenant {ctx.tenant_id})"
 
     ctx.emit({"tenant": ctx.tenant_id, "dryRun": dry_run, "olderThan": age, **counts}, human)

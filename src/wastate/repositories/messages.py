@@ -560,6 +560,15 @@ _purge_ids = (
     .scalar_subquery()
 )
 _PURGE_PENDING = delete(_P).where(_P.c.tenant_id == _tenant, _P.c.id.in_(_purge_ids))
+_old_message_ids = (
+    select(_T.c.id)
+    .where(_T.c.tenant_id == _tenant, _T.c.created_at < bindparam("cutoff", type_=UTCDateTime()))
+    .order_by(_T.c.created_at)
+    .limit(bindparam("limit"))
+    .scalar_subquery()
+)
+# The status history goes with its message (ON DELETE CASCADE).
+_PURGE = delete(_T).where(_T.c.tenant_id == _tenant, _T.c.id.in_(_old_message_ids))
 
 
 # --------------------------------------------------------------------------- conversions
@@ -1009,6 +1018,15 @@ class MessageRepository:
         rows = self._db.read(_PENDING, {"tenant": self._db.tenant_id, "message_id": external})
         return [_status_entry(row._mapping, row.external_id) for row in rows]
 
+    def purge(self, older_than: timedelta, *, limit: int = 1000) -> int:
+        """Delete up to `limit` tracked messages created more than `older_than` ago, oldest
+        first, with their status history; how many."""
+        cutoff = self._db.now() - _positive_age(older_than)
+        result = self._db.write(
+            _PURGE, {"tenant": self._db.tenant_id, "cutoff": cutoff, "limit": _batch(limit)}
+        )
+        return int(result.rowcount)
+
     def purge_pending(self, older_than: timedelta, *, limit: int = 1000) -> int:
         """Delete up to `limit` parked events recorded more than `older_than` ago; how many."""
         if not isinstance(older_than, timedelta) or older_than < timedelta(0):
@@ -1023,6 +1041,18 @@ class MessageRepository:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _positive_age(older_than: object) -> timedelta:
+    if not isinstance(older_than, timedelta) or older_than <= timedelta(0):
+        raise InvalidInput("older_than", "must be a positive timedelta")
+    return older_than
+
+
+def _batch(limit: object) -> int:
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise InvalidInput("limit", "must be a positive integer")
+    return limit
 
 
 def _insert_values(item: NewMessage, now: datetime) -> dict[str, Any]:
