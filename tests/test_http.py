@@ -228,12 +228,16 @@ def test_status_updates_move_forward_only(client: TestClient, tenant: str) -> No
 
 
 def test_patching_an_unknown_message_is_404(client: TestClient, tenant: str) -> None:
-    """PATCH of a message id nobody tracked answers 404."""
+    """PATCH of a message id nobody tracked answers 404; the status applies once it is tracked."""
     answer = client.patch(
         "/state/message/wamid.nobody", json={"status": "delivered"}, headers=scoped(tenant)
     )
     assert answer.status_code == 404
-    assert answer.json()["error"] == "Message not found"
+    assert answer.json()["error"].startswith("Message not found")
+    body = {"metaMessageId": "wamid.nobody", "direction": "outbound", "status": "sent"}
+    assert client.post("/state/message", json=body, headers=scoped(tenant)).status_code == 201
+    tracked = client.get("/state/message/wamid.nobody", headers=scoped(tenant)).json()
+    assert tracked["status"] == "delivered"
 
 
 def test_patching_another_tenants_message_is_404_and_changes_nothing(

@@ -201,7 +201,12 @@ def build_router(
                 message_id, body.status, at=body.timestamp, error=body.domain_error()
             )
         if tracked is None:
-            return error_response(404, "Message not found", field="messageId")
+            # Webhooks race the sender: the event is parked and applies when the id is tracked.
+            return error_response(
+                404,
+                "Message not found (the status was kept and applies when the message is tracked)",
+                field="messageId",
+            )
         return JSONResponse(
             {"message": "Status updated successfully", "trackedMessage": message_body(tracked)}
         )
