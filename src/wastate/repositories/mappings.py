@@ -30,6 +30,7 @@ from wastate.domain.ids import normalize_wa_id, require_external_id
 from wastate.domain.mappings import ConversationMapping, MappingStatus
 from wastate.errors import Conflict, InvalidInput
 from wastate.repositories.base import Database
+from wastate.repositories.upserts import precompiled
 
 __all__ = [
     "ActivityWriter",
@@ -263,7 +264,12 @@ def _insert_statement(dialect: str) -> Any:
     )
 
 
-_INSERTS = {dialect: Prepared(_insert_statement(dialect)) for dialect in ("postgresql", "sqlite")}
+# Dialect inserts have no cache key: PostgreSQL runs this one prepared on the driver; SQLite gets
+# an equivalent cacheable text(), so neither compiles it per call.
+_INSERTS = {
+    "postgresql": Prepared(_insert_statement("postgresql")),
+    "sqlite": Prepared(precompiled(_insert_statement("sqlite"), "sqlite", *_COLUMNS)),
+}
 
 
 def _locked_ids(dialect: str, ids: Any) -> Any:
