@@ -286,3 +286,44 @@ def test_activity_never_moves_backwards(
         current = uow.mappings.by_wa_id("+14155550601")
     assert current is not None
     assert current.last_activity_at == mapping.created_at + timedelta(hours=2)
+
+
+def test_pending_activity_saves_a_mapping_from_expiry_inside_a_transaction(
+    make_store: Callable[..., wastate.Store], database_url: str, tenant: str
+) -> None:
+    """A mapping used moments ago is not expired, even by a unit of work that already wrote."""
+    clock = FakeClock()
+    store = make_store(database_url, clock=clock, activity_flush_seconds=3600)
+    with store.unit_of_work(tenant) as uow:
+        uow.mappings.get_or_create("+14155550700")
+        uow.mappings.get_or_create("+14155550701")
+    clock.now += timedelta(hours=2)
+    with store.unit_of_work(tenant) as uow:
+        assert uow.mappings.by_wa_id("+14155550700") is not None  # used now: activity pending
+    assert store.activity.pending() == 1
+    with store.unit_of_work(tenant) as uow:
+        uow.mappings.get_or_create("+14155550702")  # a write: the transaction is open
+        assert uow.mappings.expire_idle(timedelta(hours=1)) == 1
+    with store.unit_of_work(tenant) as uow:
+        assert uow.mappings.by_wa_id("+14155550700") is not None
+        assert uow.mappings.by_wa_id("+14155550701") is None
+    assert store.activity.pending() == 0
+
+
+def test_activity_recorded_before_a_correlate_still_lands(
+    make_store: Callable[..., wastate.Store], database_url: str, tenant: str
+) -> None:
+    """Activity is keyed by user, so a correlate that renames the conversation loses nothing."""
+    clock = FakeClock()
+    store = make_store(database_url, clock=clock, activity_flush_seconds=3600)
+    with store.unit_of_work(tenant) as uow:
+        mapping = uow.mappings.get_or_create("+14155550710")
+    clock.now += timedelta(hours=1)
+    store.activity.record(mapping)
+    with store.unit_of_work(tenant) as uow:
+        uow.mappings.correlate("+14155550710", "genesys-conv-710")
+    assert store.activity.flush() == 1
+    with store.unit_of_work(tenant) as uow:
+        refreshed = uow.mappings.by_conversation("genesys-conv-710")
+    assert refreshed is not None
+    assert refreshed.last_activity_at == clock.now

@@ -34,45 +34,26 @@ from __future__ import annotations
 import copy
 import threading
 import uuid
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
 from wastate.domain.clock import Clock, utcnow
-from wastate.domain.ids import normalize_tenant_id, normalize_wa_id, require_external_id
-from wastate.domain.mappings import ConversationMapping, MappingStatus
-from wastate.errors import Conflict, InvalidInput
+from wastate.domain.ids import normalize_tenant_id, normalize_wa_id
+from wastate.domain.mappings import (
+    ConversationMapping,
+    MappingStatus,
+    normalize_contact_name,
+    require_positive_age,
+    validate_conversation_id,
+)
+from wastate.errors import Conflict
 from wastate.repositories.mappings import BatchedMaintenance
 
 __all__ = ["FakeMappingRepository", "FakeStore", "FakeUnitOfWork"]
 
 _ACTIVE = MappingStatus.ACTIVE
-_MAX_CONVERSATION_ID = 128
-_MAX_CONTACT_NAME = 256
-
-
-def _conversation_id(value: object, field: str = "conversation_id") -> str:
-    text = require_external_id(value, field=field)
-    if len(text) > _MAX_CONVERSATION_ID:
-        raise InvalidInput(field, f"is longer than {_MAX_CONVERSATION_ID} characters")
-    return text
-
-
-def _contact_name(value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidInput("contact_name", f"must be a string, got {type(value).__name__}")
-    text = " ".join(value.split())
-    if len(text) > _MAX_CONTACT_NAME:
-        raise InvalidInput("contact_name", f"is longer than {_MAX_CONTACT_NAME} characters")
-    return text or None
-
-
-def _require_positive_age(older_than: timedelta) -> None:
-    if not isinstance(older_than, timedelta) or older_than <= timedelta(0):
-        raise InvalidInput("older_than", "must be a positive duration")
 
 
 class FakeStore:
@@ -196,7 +177,7 @@ class FakeMappingRepository(BatchedMaintenance):
     def get_or_create(self, wa_id: str, *, contact_name: str | None = None) -> ConversationMapping:
         """The user's active mapping, created (with a new conversation id) if there is none."""
         key = normalize_wa_id(wa_id)
-        name = _contact_name(contact_name)
+        name = normalize_contact_name(contact_name)
         found = self._active(key)
         if found is None:
             now = self._uow.now()
@@ -218,9 +199,16 @@ class FakeMappingRepository(BatchedMaintenance):
         """The user's active mapping, or None. Never creates."""
         return self._active(normalize_wa_id(wa_id))
 
+    def touch(self, refreshes: Sequence[tuple[str, datetime]]) -> None:
+        """Move `last_activity_at` of active mappings forward (never backwards)."""
+        for wa_id, at in refreshes:
+            found = self._active(wa_id)
+            if found is not None and found.last_activity_at < at:
+                self._replace(found, last_activity_at=at)
+
     def by_conversation(self, conversation_id: str) -> ConversationMapping | None:
         """The mapping (in any status) of a conversation id: the reverse lookup."""
-        wanted = _conversation_id(conversation_id)
+        wanted = validate_conversation_id(conversation_id)
         for row in self._uow.rows():
             if row.conversation_id == wanted:
                 return row
@@ -231,11 +219,11 @@ class FakeMappingRepository(BatchedMaintenance):
     ) -> ConversationMapping:
         """Set the contact center's conversation id on the active mapping, once."""
         key = normalize_wa_id(wa_id)
-        wanted = _conversation_id(conversation_id)
+        wanted = validate_conversation_id(conversation_id)
         communication = (
             None
             if communication_id is None
-            else _conversation_id(communication_id, "communication_id")
+            else validate_conversation_id(communication_id, field="communication_id")
         )
         current = self._active(key)
         owner = self.by_conversation(wanted)
@@ -286,7 +274,7 @@ class FakeMappingRepository(BatchedMaintenance):
 
     def expire_batch(self, older_than: timedelta, *, limit: int) -> list[ConversationMapping]:
         """Expire up to `limit` active mappings idle for longer than `older_than`."""
-        _require_positive_age(older_than)
+        require_positive_age(older_than)
         now = self._uow.now()
         idle = sorted(
             (r for r in self._uow.rows() if r.is_active and r.last_activity_at < now - older_than),
@@ -296,7 +284,7 @@ class FakeMappingRepository(BatchedMaintenance):
 
     def purge_batch(self, older_than: timedelta, *, limit: int) -> list[ConversationMapping]:
         """Delete up to `limit` closed/expired mappings closed more than `older_than` ago."""
-        _require_positive_age(older_than)
+        require_positive_age(older_than)
         cutoff = self._uow.now() - older_than
         doomed = sorted(
             (

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from pydantic import ValidationError
@@ -36,7 +36,8 @@ from wastate.cache.near import NearCache
 from wastate.cache.registry import open_cache
 from wastate.cache.singleflight import SingleFlight
 from wastate.domain.ids import normalize_wa_id
-from wastate.domain.mappings import ConversationMapping, MappingStatus
+from wastate.domain.mappings import ConversationMapping, MappingStatus, normalize_contact_name
+from wastate.errors import InvalidInput
 from wastate.repositories.mappings import BatchedMaintenance, MappingRepository
 
 if TYPE_CHECKING:
@@ -61,17 +62,17 @@ class ActivityRecorder(Protocol):
         """Note that `mapping` was used now."""
         ...
 
-    def flush(self) -> int:
-        """Write every pending refresh now."""
+    def take(self, tenant_id: str) -> list[tuple[str, datetime]]:
+        """Remove and return the tenant's pending refreshes as (wa_id, time) pairs."""
         ...
 
 
 def _same_name(given: object, cached: str | None) -> bool:
-    """Whether `contact_name=given` would leave a mapping named `cached` unchanged (the SQL
-    repository's normalisation: whitespace runs collapse; a blank name changes nothing)."""
-    if not isinstance(given, str):
-        return False  # the database raises InvalidInput
-    name = " ".join(given.split()) or None
+    """Whether `contact_name=given` would leave a mapping named `cached` unchanged."""
+    try:
+        name = normalize_contact_name(given)
+    except InvalidInput:
+        return False  # let the repository raise it
     return name is None or name == cached
 
 
@@ -244,6 +245,10 @@ class CachedMappingRepository(BatchedMaintenance):
             self._record(mapping)
         return mapping
 
+    def touch(self, refreshes: Sequence[tuple[str, datetime]]) -> None:
+        """Write activity refreshes (last_activity_at is not cached: nothing to invalidate)."""
+        self._inner.touch(refreshes)
+
     def by_wa_id(self, wa_id: str) -> ConversationMapping | None:
         """The user's active mapping, or None. Never creates."""
         key = normalize_wa_id(wa_id)
@@ -306,9 +311,11 @@ class CachedMappingRepository(BatchedMaintenance):
 
     def expire_batch(self, older_than: timedelta, *, limit: int) -> list[ConversationMapping]:
         """Expire up to `limit` idle active mappings (pending activity is written first)."""
-        if not self._db.in_transaction:
-            # Inside a transaction a flush on another connection could wait on our own locks.
-            self._cache.activity.flush()
+        # Written in this unit of work's transaction: a flush on another connection could
+        # wait on this transaction's own locks.
+        pending = self._cache.activity.take(self._db.tenant_id)
+        if pending:
+            self._inner.touch(pending)
         expired = self._inner.expire_batch(older_than, limit=limit)
         if expired:
             self._changed(self._keys_of(expired))

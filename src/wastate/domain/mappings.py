@@ -2,12 +2,52 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-__all__ = ["ConversationMapping", "MappingStatus"]
+from wastate.domain.ids import require_external_id
+from wastate.errors import InvalidInput
+
+__all__ = [
+    "ConversationMapping",
+    "MappingStatus",
+    "normalize_contact_name",
+    "require_positive_age",
+    "validate_conversation_id",
+]
+
+MAX_CONVERSATION_ID_LENGTH = 128
+MAX_CONTACT_NAME_LENGTH = 256
+
+
+def validate_conversation_id(value: object, *, field: str = "conversation_id") -> str:
+    """A conversation (or communication) id: printable, no spaces, at most 128 characters."""
+    text = require_external_id(value, field=field)
+    if len(text) > MAX_CONVERSATION_ID_LENGTH:
+        raise InvalidInput(field, f"is longer than {MAX_CONVERSATION_ID_LENGTH} characters")
+    return text
+
+
+def normalize_contact_name(value: object) -> str | None:
+    """A profile name with whitespace runs collapsed (names arrive with stray newlines and
+    tabs); None for no name or a blank one, which leaves a stored name alone."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput("contact_name", f"must be a string, got {type(value).__name__}")
+    text = " ".join(value.split())
+    if len(text) > MAX_CONTACT_NAME_LENGTH:
+        raise InvalidInput("contact_name", f"is longer than {MAX_CONTACT_NAME_LENGTH} characters")
+    return text or None
+
+
+def require_positive_age(older_than: object) -> timedelta:
+    """A maintenance age: a positive `timedelta` (zero would mean "everything")."""
+    if not isinstance(older_than, timedelta) or older_than <= timedelta(0):
+        raise InvalidInput("older_than", "must be a positive duration")
+    return older_than
 
 
 class MappingStatus(StrEnum):

@@ -26,8 +26,14 @@ from wastate.db.errors import translate_db_error
 from wastate.db.prepared import Prepared
 from wastate.db.tables import ACTIVE_ONLY, ConversationMappingRow
 from wastate.domain.clock import Clock
-from wastate.domain.ids import normalize_wa_id, require_external_id
-from wastate.domain.mappings import ConversationMapping, MappingStatus
+from wastate.domain.ids import normalize_wa_id
+from wastate.domain.mappings import (
+    ConversationMapping,
+    MappingStatus,
+    normalize_contact_name,
+    require_positive_age,
+    validate_conversation_id,
+)
 from wastate.errors import Conflict, InvalidInput
 from wastate.repositories.base import Database
 from wastate.repositories.upserts import precompiled
@@ -45,8 +51,6 @@ _T = table_of(ConversationMappingRow)
 _C = _T.c
 _ACTIVE = MappingStatus.ACTIVE.value
 _COLUMNS = [column for column in _T.columns if column.name != "id"]
-_MAX_CONVERSATION_ID = 128
-_MAX_CONTACT_NAME = 256
 _CREATE_ATTEMPTS = 5
 
 
@@ -80,6 +84,11 @@ class MappingRepository(Protocol):
 
     def close(self, wa_id: str) -> ConversationMapping | None:
         """Close the user's active mapping (the next message starts a new conversation)."""
+        ...
+
+    def touch(self, refreshes: Sequence[tuple[str, datetime]]) -> None:
+        """Move `last_activity_at` of the users' active mappings forward to the given times
+        (never backwards); (wa_id, time) pairs, wa_ids already normalised."""
         ...
 
     def expire_batch(self, older_than: timedelta, *, limit: int) -> list[ConversationMapping]:
@@ -125,7 +134,7 @@ def _drain(
     limit: int | None,
     batch_size: int,
 ) -> int:
-    _require_positive_age(older_than)
+    require_positive_age(older_than)
     if limit is not None and limit < 1:
         raise InvalidInput("limit", "must be at least 1")
     done = 0
@@ -136,38 +145,6 @@ def _drain(
         if len(rows) < size:
             break
     return done
-
-
-def _require_positive_age(older_than: timedelta) -> None:
-    if not isinstance(older_than, timedelta) or older_than <= timedelta(0):
-        raise InvalidInput("older_than", "must be a positive duration")
-
-
-def _conversation_id(value: object) -> str:
-    text = require_external_id(value, field="conversation_id")
-    if len(text) > _MAX_CONVERSATION_ID:
-        raise InvalidInput("conversation_id", f"is longer than {_MAX_CONVERSATION_ID} characters")
-    return text
-
-
-def _communication_id(value: object) -> str | None:
-    if value is None:
-        return None
-    text = require_external_id(value, field="communication_id")
-    if len(text) > _MAX_CONVERSATION_ID:
-        raise InvalidInput("communication_id", f"is longer than {_MAX_CONVERSATION_ID} characters")
-    return text
-
-
-def _contact_name(value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidInput("contact_name", f"must be a string, got {type(value).__name__}")
-    text = " ".join(value.split())  # names arrive with stray newlines and tabs
-    if len(text) > _MAX_CONTACT_NAME:
-        raise InvalidInput("contact_name", f"is longer than {_MAX_CONTACT_NAME} characters")
-    return text or None
 
 
 def to_mapping(row: Sequence[Any]) -> ConversationMapping:
@@ -289,7 +266,7 @@ class SqlMappingRepository(BatchedMaintenance):
     def get_or_create(self, wa_id: str, *, contact_name: str | None = None) -> ConversationMapping:
         """The user's active mapping, created (with a new conversation id) if there is none."""
         key = normalize_wa_id(wa_id)
-        name = _contact_name(contact_name)
+        name = normalize_contact_name(contact_name)
         for _ in range(_CREATE_ATTEMPTS):
             found = self._active(key)
             if found is None:
@@ -310,7 +287,7 @@ class SqlMappingRepository(BatchedMaintenance):
         """The mapping (in any status) of a conversation id: the reverse lookup."""
         params = {
             "p_tenant_id": self._db.tenant_id,
-            "p_conversation_id": _conversation_id(conversation_id),
+            "p_conversation_id": validate_conversation_id(conversation_id),
         }
         row = self._db.first(_BY_CONVERSATION, params)
         return None if row is None else to_mapping(row)
@@ -320,8 +297,12 @@ class SqlMappingRepository(BatchedMaintenance):
     ) -> ConversationMapping:
         """Set the contact center's conversation id on the active mapping, once."""
         key = normalize_wa_id(wa_id)
-        wanted = _conversation_id(conversation_id)
-        communication = _communication_id(communication_id)
+        wanted = validate_conversation_id(conversation_id)
+        communication = (
+            None
+            if communication_id is None
+            else validate_conversation_id(communication_id, field="communication_id")
+        )
         params = {
             "p_tenant_id": self._db.tenant_id,
             "p_wa_id": key,
@@ -369,9 +350,14 @@ class SqlMappingRepository(BatchedMaintenance):
         row = self._db.write(_CLOSE.returning(*_COLUMNS), params).first()
         return None if row is None else to_mapping(row)
 
+    def touch(self, refreshes: Sequence[tuple[str, datetime]]) -> None:
+        """Move `last_activity_at` of the users' active mappings forward (never backwards)."""
+        if refreshes:
+            self._db.write(_TOUCH, _touch_rows(self._db.tenant_id, refreshes))
+
     def expire_batch(self, older_than: timedelta, *, limit: int) -> list[ConversationMapping]:
         """Expire up to `limit` active mappings idle for longer than `older_than`."""
-        _require_positive_age(older_than)
+        require_positive_age(older_than)
         now = self._db.now()
         ids = _locked_ids(self._db.dialect_name, _IDLE_IDS).scalar_subquery()
         statement = _EXPIRE.where(_C.id.in_(ids)).returning(*_COLUMNS)
@@ -385,7 +371,7 @@ class SqlMappingRepository(BatchedMaintenance):
 
     def purge_batch(self, older_than: timedelta, *, limit: int) -> list[ConversationMapping]:
         """Delete up to `limit` closed/expired mappings closed more than `older_than` ago."""
-        _require_positive_age(older_than)
+        require_positive_age(older_than)
         ids = _locked_ids(self._db.dialect_name, _CLOSED_IDS).scalar_subquery()
         statement = _PURGE.where(_C.id.in_(ids)).returning(*_COLUMNS)
         params = {
@@ -438,19 +424,26 @@ _TOUCH = (
     update(_T)
     .where(
         _C.tenant_id == bindparam("b_tenant_id"),
-        _C.conversation_id == bindparam("b_conversation_id"),
+        _C.wa_id == bindparam("b_wa_id"),
+        _C.status == _ACTIVE,
         _C.last_activity_at < bindparam("b_at"),
     )
     .values(last_activity_at=bindparam("b_at"))
 )
 
 
+def _touch_rows(tenant_id: str, refreshes: Sequence[tuple[str, datetime]]) -> list[dict[str, Any]]:
+    return [{"b_tenant_id": tenant_id, "b_wa_id": wa_id, "b_at": at} for wa_id, at in refreshes]
+
+
 class ActivityWriter:
     """Coalesces `last_activity_at` refreshes: a lookup costs a dict write, not a database write.
 
-    `record` keeps the newest time per mapping and skips mappings refreshed within the last
-    `interval` seconds; a background thread writes everything pending every `interval` seconds
-    in one batched statement (never moving a time backwards). `close()` (from `Store.close()`)
+    `record` keeps the newest time per user (tenant, wa_id: the key that survives a `correlate`)
+    and skips mappings refreshed within the last `interval` seconds; a background thread writes
+    everything pending every `interval` seconds in one batched statement (never moving a time
+    backwards). `take(tenant)` hands a tenant's pending refreshes to a unit of work, which writes
+    them in its own transaction before expiring idle mappings. `close()` (from `Store.close()`)
     writes what is left. Worst-case staleness of `last_activity_at` in the database: about two
     intervals (one of throttling, one of waiting for the flush); a crashed process loses at most
     the last interval's refreshes.
@@ -462,7 +455,11 @@ class ActivityWriter:
         self._throttle = timedelta(seconds=interval)
         self._clock = clock
         self._pending: dict[tuple[str, str], datetime] = {}
+        self._in_flight: dict[tuple[str, str], datetime] = {}
         self._lock = threading.Lock()
+        # One flush at a time: a flush that finds nothing pending must not return while another
+        # is still writing what it took.
+        self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -473,7 +470,7 @@ class ActivityWriter:
         now = self._clock()
         if now - mapping.last_activity_at < self._throttle or self._closed:
             return
-        key = (mapping.tenant_id, mapping.conversation_id)
+        key = (mapping.tenant_id, mapping.wa_id)
         with self._lock:
             self._pending[key] = now
             if self._thread is None:
@@ -484,15 +481,40 @@ class ActivityWriter:
         with self._lock:
             return len(self._pending)
 
+    def take(self, tenant_id: str) -> list[tuple[str, datetime]]:
+        """Remove and return one tenant's pending refreshes as (wa_id, time) pairs.
+
+        Refreshes a background flush is writing right now are included too (writing one twice
+        is harmless): the caller never waits for that flush, which may itself be waiting for
+        the caller's transaction.
+        """
+        with self._lock:
+            mine = {key[1]: at for key, at in self._in_flight.items() if key[0] == tenant_id}
+            for key in [key for key in self._pending if key[0] == tenant_id]:
+                mine[key[1]] = self._pending.pop(key)
+            return list(mine.items())
+
     def flush(self) -> int:
         """Write every pending refresh now; returns how many mappings were written."""
+        with self._flush_lock:
+            return self._flush()
+
+    def _flush(self) -> int:
         with self._lock:
             batch, self._pending = self._pending, {}
+            self._in_flight = batch
         if not batch:
             return 0
+        try:
+            return self._write(batch)
+        finally:
+            with self._lock:
+                self._in_flight = {}
+
+    def _write(self, batch: dict[tuple[str, str], datetime]) -> int:
         rows = [
-            {"b_tenant_id": tenant, "b_conversation_id": conversation, "b_at": at}
-            for (tenant, conversation), at in batch.items()
+            {"b_tenant_id": tenant, "b_wa_id": wa_id, "b_at": at}
+            for (tenant, wa_id), at in batch.items()
         ]
         try:
             with self._engine.connect() as connection:
