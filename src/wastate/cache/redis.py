@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 from redis.backoff import NoBackoff
@@ -39,7 +39,7 @@ class RedisCache(Cache):
         self.url = url
         self._timeout = settings.cache_timeout_seconds
         try:
-            self._client: redis.Redis[bytes] = redis.Redis.from_url(
+            self._client: redis.Redis = redis.Redis.from_url(
                 url,
                 socket_timeout=self._timeout,
                 socket_connect_timeout=self._timeout,
@@ -52,8 +52,7 @@ class RedisCache(Cache):
 
     def get(self, key: str) -> bytes | None:
         """The value under `key`, or None."""
-        value: bytes | None = self._get(key)
-        return value
+        return cast("bytes | None", self._get(key))  # decode_responses is off: bytes
 
     def set_many(
         self, items: Sequence[tuple[str, bytes]], ttl_seconds: float, *, only_if_absent: bool
@@ -127,7 +126,7 @@ class _Listener(Subscription):
         # A listener waits for messages, so its reads may block longer than a command's; the
         # health check PINGs an idle connection so a silently dead one is noticed.
         self._read_timeout = max(1.0, timeout * 4)
-        self._client: redis.Redis[bytes] = redis.Redis.from_url(
+        self._client: redis.Redis = redis.Redis.from_url(
             url,
             socket_timeout=self._read_timeout,
             socket_connect_timeout=timeout,
@@ -146,7 +145,7 @@ class _Listener(Subscription):
     def _run(self) -> None:
         delay = 0.05
         while not self._stop.is_set():
-            pubsub = self._client.pubsub()
+            pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
             try:
                 pubsub.subscribe(self._channel)
                 confirmation = pubsub.get_message(timeout=self._read_timeout)
