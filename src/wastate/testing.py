@@ -46,6 +46,7 @@ from wastate.domain.mappings import (
     MappingStatus,
     normalize_contact_name,
     require_positive_age,
+    validate_communication_id,
     validate_conversation_id,
 )
 from wastate.errors import Conflict
@@ -220,11 +221,7 @@ class FakeMappingRepository(BatchedMaintenance):
         """Set the contact center's conversation id on the active mapping, once."""
         key = normalize_wa_id(wa_id)
         wanted = validate_conversation_id(conversation_id)
-        communication = (
-            None
-            if communication_id is None
-            else validate_conversation_id(communication_id, field="communication_id")
-        )
+        communication = validate_communication_id(communication_id)
         current = self._active(key)
         owner = self.by_conversation(wanted)
         if owner is not None and (current is None or owner is not current):

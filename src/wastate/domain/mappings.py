@@ -15,6 +15,7 @@ __all__ = [
     "MappingStatus",
     "normalize_contact_name",
     "require_positive_age",
+    "validate_communication_id",
     "validate_conversation_id",
 ]
 
@@ -28,6 +29,11 @@ def validate_conversation_id(value: object, *, field: str = "conversation_id") -
     if len(text) > MAX_CONVERSATION_ID_LENGTH:
         raise InvalidInput(field, f"is longer than {MAX_CONVERSATION_ID_LENGTH} characters")
     return text
+
+
+def validate_communication_id(value: object) -> str | None:
+    """An optional contact-center communication id: None, or as `validate_conversation_id`."""
+    return None if value is None else validate_conversation_id(value, field="communication_id")
 
 
 def normalize_contact_name(value: object) -> str | None:

@@ -32,6 +32,7 @@ from wastate.domain.mappings import (
     MappingStatus,
     normalize_contact_name,
     require_positive_age,
+    validate_communication_id,
     validate_conversation_id,
 )
 from wastate.errors import Conflict, InvalidInput
@@ -298,11 +299,7 @@ class SqlMappingRepository(BatchedMaintenance):
         """Set the contact center's conversation id on the active mapping, once."""
         key = normalize_wa_id(wa_id)
         wanted = validate_conversation_id(conversation_id)
-        communication = (
-            None
-            if communication_id is None
-            else validate_conversation_id(communication_id, field="communication_id")
-        )
+        communication = validate_communication_id(communication_id)
         params = {
             "p_tenant_id": self._db.tenant_id,
             "p_wa_id": key,
