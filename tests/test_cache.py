@@ -130,6 +130,26 @@ def test_redis_cache_tombstones_block_fills_and_reach_subscribers(redis_url: str
         cache.close()
 
 
+def test_redis_fills_keep_taken_keys_and_settle_applies_every_fill_sent(redis_url: str) -> None:
+    """Fills go out without waiting for replies, yet keep SET NX order and tombstone rules."""
+    cache = RedisCache(redis_url, Settings(cache_url=redis_url))
+    try:
+        base = f"test-fill-{time.monotonic_ns()}"
+        cache.fill([(f"{base}:a", b"1"), (f"{base}:b", b"2")], 10)
+        cache.fill([(f"{base}:a", b"overwritten?")], 10)
+        cache.invalidate([f"{base}:c"], tombstone_seconds=5, channel=None)
+        cache.fill([(f"{base}:c", b"late fill")], 10)
+        many = [(f"{base}:many:{n}", str(n).encode()) for n in range(300)]
+        for item in many:
+            cache.fill([item], 10)
+        cache.settle()
+        assert (cache.get(f"{base}:a"), cache.get(f"{base}:b")) == (b"1", b"2")
+        assert cache.get(f"{base}:c") == b""  # the tombstone refused the fill
+        assert [cache.get(key) for key, _ in many] == [value for _, value in many]
+    finally:
+        cache.close()
+
+
 def test_near_cache_drops_a_fill_that_raced_an_invalidation() -> None:
     """A value read before an invalidation never lands in L1 after it."""
     near = NearCache(ttl_seconds=10, size=10)
@@ -224,6 +244,7 @@ def test_hits_come_from_l2_when_the_near_cache_is_off(
     store = make_store(database_url, redis_url, near_cache=False)
     with store.unit_of_work(tenant) as uow:
         created = uow.mappings.get_or_create(WA)
+    store.mapping_cache.settle()  # fills do not wait for Redis's reply
     raw = redis.Redis.from_url(redis_url).get(store.mapping_cache.keys.forward(tenant, WA))
     assert raw is not None
     assert ConversationMapping.model_validate_json(raw) == created
@@ -243,6 +264,7 @@ def test_nothing_is_cached_from_a_rolled_back_transaction(
         assert uow.mappings.by_wa_id(WA) == doomed  # visible inside its own transaction
         raise RuntimeError("abort")
     cache = store.mapping_cache
+    cache.settle()  # a fill still on its way would count
     for key in mapping_keys(store, tenant, doomed):
         assert cache.near is None or cache.near.get(key) is None
         assert not cache.backend.get(key)
@@ -319,6 +341,7 @@ def test_a_creation_with_a_name_invalidates_instead_of_filling(
         named = uow.mappings.get_or_create(WA, contact_name="Asha")
     with store.unit_of_work(tenant) as uow:
         unnamed = uow.mappings.get_or_create("+15550001111")
+    store.mapping_cache.settle()
     backend = store.mapping_cache.backend
     keys = store.mapping_cache.keys
     assert backend.get(keys.forward(tenant, WA)) == b""  # a tombstone

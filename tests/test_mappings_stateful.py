@@ -358,7 +358,9 @@ def make_machine(
                     and not cache.remote.is_open
                     and (not cache.backend.shared or not self.paused)
                 )
-                if remote_readable and cache.remote.pending == 0:
+                if remote_readable:
+                    cache.settle()  # fills in flight count too (a failure opens the breaker)
+                if remote_readable and not cache.remote.is_open and cache.remote.pending == 0:
                     if cache.backend.shared:
                         keys = [k.decode() for k in admin.scan_iter(match=prefix + "*")]
                     else:

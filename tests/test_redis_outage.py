@@ -203,12 +203,42 @@ def test_the_cache_is_used_again_after_redis_restarts(
     assert store.mapping_cache.remote.is_open
     redis_server.start()
     wait_until(lambda: not store.mapping_cache.remote.is_open)
+    failures = store.mapping_cache.remote.failures
     with store.unit_of_work(tenant) as uow:
         assert uow.mappings.by_wa_id(WA) == known  # a miss that refills Redis
     calls = count_database_calls(store)
     with store.unit_of_work(tenant) as uow:
         assert uow.mappings.by_wa_id(WA) == known
     assert calls == {}
+    # The fill connection that died with the old server was replaced without a new outage.
+    assert store.mapping_cache.remote.failures == failures
+
+
+def test_a_fill_whose_reply_never_comes_opens_the_breaker_when_settled(
+    outage_store: Callable[..., wastate.Store], redis_server: RedisServer, tenant: str
+) -> None:
+    """Fills do not wait for Redis, but a Redis that stops answering is still noticed."""
+    store = outage_store(near_cache=False)
+    cache = store.mapping_cache
+    with store.unit_of_work(tenant) as uow:
+        uow.mappings.get_or_create("+15550001111")  # opens the fill connection
+    cache.settle()
+    redis_server.pause()
+    cache.remote.fill([(cache.keys.forward(tenant, "+15550002222"), b"{}")], 10)  # no reply
+    assert not cache.remote.is_open
+    started = time.monotonic()
+    cache.settle()
+    assert time.monotonic() - started < 10 * TIMEOUT
+    assert cache.remote.is_open
+    redis_server.resume()
+    wait_until(lambda: not cache.remote.is_open)
+    with store.unit_of_work(tenant) as uow:
+        created = uow.mappings.get_or_create(WA)
+    cache.settle()
+    assert not cache.remote.is_open
+    raw = redis_server.client().get(cache.keys.forward(tenant, WA))
+    assert raw is not None
+    assert ConversationMapping.model_validate_json(raw) == created
 
 
 def test_the_near_cache_is_cleared_when_its_listener_reconnects(

@@ -59,6 +59,18 @@ class Cache(ABC):
     ) -> None:
         """Store each (key, value) for `ttl_seconds`; with `only_if_absent`, skip taken keys."""
 
+    def fill(self, items: Sequence[tuple[str, bytes]], ttl_seconds: float) -> None:
+        """Store each (key, value) where no value (not even a tombstone) is stored: a read fill.
+
+        A backend may return before the fill is applied (Redis reads its replies later, see
+        `settle`); an error may then surface on a later `fill` or `settle`. A lost fill only
+        costs a database read later.
+        """
+        self.set_many(items, ttl_seconds, only_if_absent=True)
+
+    def settle(self) -> None:  # noqa: B027 - optional hook
+        """Return once every fill sent so far is applied (or raise what went wrong)."""
+
     @abstractmethod
     def ping(self) -> None:
         """Return if the backend answers; raise otherwise."""

@@ -74,8 +74,17 @@ class GuardedCache:
         if self.is_open:
             return
         try:
-            self.backend.set_many(items, ttl_seconds, only_if_absent=True)
+            self.backend.fill(items, ttl_seconds)
         except Exception as exc:  # noqa: BLE001 - a lost fill costs one database read later
+            self._trip(exc)
+
+    def settle(self) -> None:
+        """Wait until the fills sent so far are applied; a failure trips the breaker."""
+        if self.is_open:
+            return
+        try:
+            self.backend.settle()
+        except Exception as exc:  # noqa: BLE001 - as for a fill: lost, read again later
             self._trip(exc)
 
     def invalidate(self, keys: Sequence[str]) -> None:

@@ -154,6 +154,11 @@ class MappingCache:
         ttl = self.ttl_seconds * (1.0 - _JITTER * random.random())
         self.remote.fill([(key, raw) for key, _ in items], ttl)
 
+    def settle(self) -> None:
+        """Return once the L2 fills sent so far are applied (Redis sends them without waiting
+        for the replies); for tests and tools that read the backend directly."""
+        self.remote.settle()
+
     def invalidate(self, keys: Sequence[str]) -> None:
         """Forget `keys` here (L1), in L2 and in every other process's L1."""
         if self.near is not None:
