@@ -31,7 +31,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import (
@@ -48,10 +48,10 @@ from sqlalchemy import (
     text,
     union_all,
 )
-from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import BindParameter, ColumnElement, TextClause
 
 from wastate.db.base import UTCDateTime, table_of
+from wastate.db.prepared import Prepared
 from wastate.db.tables import (
     MessageJSON,
     MessageStatusEvent,
@@ -81,6 +81,7 @@ _P = table_of(PendingStatusEvent)
 _FAILED = DeliveryStatus.FAILED.value
 _AT_COLUMNS = [status.timestamp_field for status in DeliveryStatus]
 _ERROR_FIELDS = ("code", "title", "message", "details")
+_CALLBACK = "biz_opaque_callback_data"
 _PAYLOAD_KEYS = (
     "pricing",
     "conversation",
@@ -108,6 +109,14 @@ class StatusBatchResult(BaseModel):
     in the order of its first event."""
 
 
+class _Touched(NamedTuple):
+    """A message a batch touched, as the batch statement reports it."""
+
+    id: int
+    meta_message_id: str | None
+    genesys_message_id: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class _Event:
     """A validated status event, ready to bind."""
@@ -131,6 +140,12 @@ def _sql_rank(expression: str) -> str:
     return f"(CASE {expression} {whens} END)"
 
 
+def _sql_status(expression: str) -> str:
+    """`CASE` giving the status of a rank expression: the inverse of `_sql_rank`."""
+    whens = " ".join(f"WHEN {rank} THEN '{status.value}'" for status, rank in STATUS_RANK.items())
+    return f"(CASE {expression} {whens} END)"
+
+
 _PG_ROW = ", ".join(column.name for column in _T.columns)
 _PG_ERROR_COLUMNS = ", ".join(f"error_{name}" for name in _ERROR_FIELDS)
 
@@ -146,23 +161,26 @@ _PG_JSON_EVENTS = """
 """
 
 
-def _pg_first_events(source: str, key: str) -> str:
-    """Per (`key`, status) of `source`: the earliest event, with the payloads of all merged.
+def _pg_merged_payloads(source: str, key: str) -> str:
+    """Per (`key`, status) of `source` events: their payloads merged, each key's value from the
+    earliest event carrying it, so a later event of a status still contributes what the
+    earliest one lacked."""
+    return f"""
+    SELECT {key}, status, jsonb_object_agg(k, v) AS payload FROM (
+        SELECT DISTINCT ON ({key}, status, j.k) {key}, status, j.k, j.v
+        FROM {source}, jsonb_each({source}.payload) AS j(k, v)
+        ORDER BY {key}, status, j.k, at, ord
+    ) keyed GROUP BY {key}, status
+    """  # noqa: S608
 
-    Payload keys merge: each key's value comes from the earliest event carrying it, so a
-    later event of a status still contributes what the earliest one lacked.
-    """
+
+def _pg_first_events(source: str, key: str) -> str:
+    """Per (`key`, status) of `source`: the earliest event, with the payloads of all merged."""
     return f"""
     SELECT f.*, m.payload FROM (
         SELECT DISTINCT ON ({key}, status) {key}, status, at, {_PG_ERROR_COLUMNS}
         FROM {source} ORDER BY {key}, status, at, ord
-    ) f LEFT JOIN (
-        SELECT {key}, status, jsonb_object_agg(k, v) AS payload FROM (
-            SELECT DISTINCT ON ({key}, status, j.k) {key}, status, j.k, j.v, at, ord
-            FROM {source}, jsonb_each({source}.payload) AS j(k, v)
-            ORDER BY {key}, status, j.k, at, ord
-        ) keyed GROUP BY {key}, status
-    ) m USING ({key}, status)
+    ) f LEFT JOIN ({_pg_merged_payloads(source, key)}) m USING ({key}, status)
     """  # noqa: S608
 
 
@@ -185,16 +203,23 @@ def _pg_keep_earliest(alias: str) -> str:
     WHERE {earlier} OR NOT ({old} @> {new})"""
 
 
-def _pg_apply_sql(events: str, returning: str) -> str:
+def _pg_apply_sql(events: str, returning: str, final: str) -> str:
     """One statement: match `events` to messages, apply the rule per message, append history;
-    `returning` is what to select from the updated rows."""
+    the updated rows are `upd`, with the `returning` columns, and `final` is the closing SELECT.
+
+    Every "earliest" is taken once, by `DISTINCT ON` over one sort (`firsts`: the earliest
+    event per message and status, which is also the history row), and the per-message values
+    are plain aggregates over those: no ordered aggregate, which would sort once per message
+    and aggregate.
+    """
     per_status = ",\n".join(
         f"min(at) FILTER (WHERE status = '{s.value}') AS {s.timestamp_field}"
         for s in DeliveryStatus
     )
+    # `firsts` has one row per (message, status): the earliest failure's error is the value
+    # of the message's one `failed` row.
     first_error = ",\n".join(
-        f"(array_agg(error_{name} ORDER BY at, ord) FILTER (WHERE status = '{_FAILED}'))[1]"
-        f" AS error_{name}"
+        f"max(error_{name}) FILTER (WHERE status = '{_FAILED}') AS error_{name}"
         for name in _ERROR_FIELDS
     )
     earlier_failure = (
@@ -214,6 +239,7 @@ def _pg_apply_sql(events: str, returning: str) -> str:
             "(t.biz_opaque_callback_data IS NULL AND a.callback IS NOT NULL)",
         ]
     )
+    kept_keys = ", ".join(f"'{key}'" for key in ("pricing", "conversation", _CALLBACK))
     # Built from this module's constants and DeliveryStatus values only: no input reaches it.
     return f"""
 WITH ev AS ({events}),
@@ -230,25 +256,34 @@ hit AS (
         LIMIT 1
     ) m
 ),
+firsts AS (
+    SELECT DISTINCT ON (message_id, status) message_id, status, rank, at, {_PG_ERROR_COLUMNS}
+    FROM hit ORDER BY message_id, status, at, ord
+),
+-- The record keeps each payload key of the earliest event (time, then rank) carrying it.
+kept AS (
+    SELECT message_id, jsonb_object_agg(k, v) AS kept FROM (
+        SELECT DISTINCT ON (message_id, j.k) message_id, j.k, j.v
+        FROM hit, jsonb_each(hit.payload) AS j(k, v)
+        WHERE j.k IN ({kept_keys})
+        ORDER BY message_id, j.k, at, rank, ord
+    ) keyed GROUP BY message_id
+),
 agg AS (
-    SELECT message_id,
-        max(rank) AS top_rank,
-        (array_agg(status ORDER BY rank DESC))[1] AS top_status,
-        {per_status},
-        {first_error},
-        (array_agg(payload -> 'pricing' ORDER BY ord)
-            FILTER (WHERE payload ? 'pricing'))[1] AS pricing,
-        (array_agg(payload -> 'conversation' ORDER BY ord)
-            FILTER (WHERE payload ? 'conversation'))[1] AS conversation,
-        (array_agg(payload ->> 'biz_opaque_callback_data' ORDER BY ord)
-            FILTER (WHERE payload ? 'biz_opaque_callback_data'))[1] AS callback
-    FROM hit GROUP BY message_id
+    SELECT f.message_id, f.top_rank, f.{", f.".join(_AT_COLUMNS)},
+        f.{", f.".join(f"error_{name}" for name in _ERROR_FIELDS)},
+        k.kept -> 'pricing' AS pricing, k.kept -> 'conversation' AS conversation,
+        k.kept ->> '{_CALLBACK}' AS callback
+    FROM (
+        SELECT message_id, max(rank) AS top_rank, {per_status}, {first_error}
+        FROM firsts GROUP BY message_id
+    ) f LEFT JOIN kept k USING (message_id)
     -- Fed to the UPDATE in id order, so concurrent batches normally lock rows in one order.
-    ORDER BY message_id
+    ORDER BY f.message_id
 ),
 upd AS (
     UPDATE message_tracking t SET
-        status = CASE WHEN a.top_rank > {_sql_rank("t.status")} THEN a.top_status
+        status = CASE WHEN a.top_rank > {_sql_rank("t.status")} THEN {_sql_status("a.top_rank")}
                       ELSE t.status END,
         {set_times},
         {set_errors},
@@ -260,16 +295,17 @@ upd AS (
     -- By primary key only: `hit` found these ids within the tenant, and a tenant predicate here
     -- invites the planner to scan the tenant's rows instead.
     WHERE t.id = a.message_id
-    RETURNING t.*
+    RETURNING {returning}
 ),
 history AS (
     INSERT INTO message_status_events AS h
         (tenant_id, message_id, status, occurred_at, recorded_at, {_PG_ERROR_COLUMNS}, payload)
-    SELECT :tenant, message_id, status, at, :now, {_PG_ERROR_COLUMNS}, payload
-    FROM ({_pg_first_events("hit", "message_id")}) firsts
+    SELECT :tenant, f.message_id, f.status, f.at, :now, {_PG_ERROR_COLUMNS}, m.payload
+    FROM firsts f LEFT JOIN ({_pg_merged_payloads("hit", "message_id")}) m
+        USING (message_id, status)
     ON CONFLICT (tenant_id, message_id, status) {_pg_keep_earliest("h")}
 )
-SELECT {returning} FROM upd
+{final}
 """  # noqa: S608
 
 
@@ -304,21 +340,30 @@ def _one_event_sets(t: str) -> str:
     )
 
 
-_E_ERRORS = ", ".join(f"e.error_{n}" for n in _ERROR_FIELDS)
+def _pg_apply_one_sql(status: DeliveryStatus) -> str:
+    """One event of `status` given as scalars (`update_status`): find, update, append history.
 
-
-def _pg_apply_one_sql() -> str:
-    """One event given as scalars (`update_status`): find, update, append history — the rule
-    without the batch's aggregation, for the latency of a single webhook."""
+    The rule without the batch's aggregation, for the latency of a single webhook, written for
+    one status: its rank is a constant, and only its own timestamp (and, for `failed`, the
+    error) can change. Short enough for psycopg to cache its parsing, too (4 kB at most).
+    """
+    at = status.timestamp_field
+    below = [f"'{s.value}'" for s, rank in STATUS_RANK.items() if rank < status.rank]
+    rises = f"t.status IN ({', '.join(below)})" if below else "FALSE"
+    newly = f"(t.{at} IS NULL OR CAST(:at AS timestamptz) < t.{at})"
+    sets = [
+        f"status = CASE WHEN {rises} THEN '{status.value}' ELSE t.status END",
+        f"{at} = LEAST(t.{at}, CAST(:at AS timestamptz))",  # LEAST skips NULL
+    ]
+    if status is DeliveryStatus.FAILED:
+        sets += [
+            f"error_{n} = CASE WHEN {newly} THEN :error_{n} ELSE t.error_{n} END"
+            for n in _ERROR_FIELDS
+        ]
+    sets.append(f"updated_at = CASE WHEN {rises} OR {newly} THEN :now ELSE t.updated_at END")
+    set_list = ",\n        ".join(sets)
     return f"""
-WITH e AS (
-    SELECT CAST(:status AS varchar) AS status, CAST(:at AS timestamptz) AS at,
-        CAST(:now AS timestamptz) AS now, CAST(:error_code AS int) AS error_code,
-        CAST(:error_title AS text) AS error_title, CAST(:error_message AS text) AS error_message,
-        CAST(:error_details AS text) AS error_details, CAST(NULL AS jsonb) AS pricing,
-        CAST(NULL AS jsonb) AS conversation, CAST(NULL AS text) AS callback
-),
-target AS (
+WITH target AS (
     (SELECT id FROM message_tracking WHERE tenant_id = :tenant AND meta_message_id = :ext)
     UNION ALL
     (SELECT id FROM message_tracking WHERE tenant_id = :tenant AND genesys_message_id = :ext)
@@ -326,25 +371,62 @@ target AS (
 ),
 upd AS (
     UPDATE message_tracking t SET
-        {_one_event_sets("t")}
-    FROM target, e WHERE t.id = target.id
+        {set_list}
+    FROM target WHERE t.id = target.id
     RETURNING t.*
 ),
 history AS (
     INSERT INTO message_status_events AS h
         (tenant_id, message_id, status, occurred_at, recorded_at, {_PG_ERROR_COLUMNS}, payload)
-    SELECT :tenant, upd.id, e.status, e.at, e.now, {_E_ERRORS}, NULL
-    FROM upd, e
+    SELECT :tenant, upd.id, '{status.value}', :at, :now,
+        CAST(:error_code AS int), :error_title, :error_message, :error_details, NULL
+    FROM upd
     ON CONFLICT (tenant_id, message_id, status) {_pg_keep_earliest("h")}
 )
 SELECT {_PG_ROW} FROM upd
 """  # noqa: S608
 
 
-_PG_IDS = "id, meta_message_id, genesys_message_id"
-_PG_APPLY = text(_pg_apply_sql(_PG_JSON_EVENTS, _PG_IDS))
-_PG_APPLY_ROWS = text(_pg_apply_sql(_PG_JSON_EVENTS, _PG_ROW)).columns(*_T.columns)
-_PG_APPLY_ONE = text(_pg_apply_one_sql()).columns(*_T.columns)
+# A batch answers with one row of three arrays (the touched messages' ids), so it runs as a
+# prepared statement on the driver, pipelined with its transaction's BEGIN.
+_PG_APPLY = Prepared(
+    text(
+        _pg_apply_sql(
+            _PG_JSON_EVENTS,
+            "t.id, t.meta_message_id, t.genesys_message_id",
+            "SELECT array_agg(id), array_agg(meta_message_id), array_agg(genesys_message_id)"
+            " FROM upd",
+        )
+    )
+)
+_PG_SELECT_ROWS = f"SELECT {_PG_ROW} FROM upd"  # noqa: S608
+_PG_APPLY_ROWS = text(_pg_apply_sql(_PG_JSON_EVENTS, "t.*", _PG_SELECT_ROWS)).columns(*_T.columns)
+_PG_APPLY_ONE = {
+    status: Prepared(text(_pg_apply_one_sql(status)).columns(*_T.columns))
+    for status in DeliveryStatus
+}
+
+# Adoption (after `track` inserted messages) must run in statements of its own, after the
+# insert: events parked while the insert waited on a probe row are visible only to a statement
+# that starts after the wait. First a cheap look (planned in microseconds; the apply statement
+# takes a third of a millisecond to plan, for nothing in the common case), then, only if events
+# are parked, one statement taking and applying them, answering with one row: the ids of the
+# messages it changed. Every event it takes resolves to a message: its id was just tracked.
+# No event can be parked for these ids after the look: a parker's probe row would conflict
+# with the uncommitted insert and wait for it, then find the message tracked.
+_PG_PARKED_EXIST = Prepared(
+    text(
+        "SELECT EXISTS (SELECT FROM pending_status_events"
+        " WHERE tenant_id = :tenant AND external_id = ANY(CAST(:ids AS text[])))"
+    )
+)
+_PG_TAKE_PARKED = f"""
+    DELETE FROM pending_status_events
+    WHERE tenant_id = :tenant AND external_id = ANY(CAST(:ids AS text[]))
+    RETURNING external_id AS ext, status, occurred_at AS at, {_PG_ERROR_COLUMNS}, payload,
+        id AS ord
+"""  # noqa: S608
+_PG_ADOPT = Prepared(text(_pg_apply_sql(_PG_TAKE_PARKED, "t.id", "SELECT array_agg(id) FROM upd")))
 
 _PG_PROBE = text(
     """
@@ -400,35 +482,51 @@ _INSERT_FIELDS = ",\n        ".join(
     for i, c in enumerate(_INSERT_COLUMNS)
 )
 
-_PG_INSERT = text(
-    f"""
+
+def _pg_insert_sql(arbiter: str) -> str:
+    """The batch insert, answering with one row: how many rows it inserted and their ids."""
+    return f"""
 WITH r AS (
     SELECT {_INSERT_FIELDS},
         CAST(x ->> {len(_INSERT_COLUMNS)} AS timestamptz) AS at, ord
     FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS e(x, ord)
+),
+ins AS (
+    INSERT INTO message_tracking
+        (tenant_id, {", ".join(_INSERT_COLUMNS)}, {", ".join(_AT_COLUMNS)}, created_at, updated_at)
+    SELECT :tenant, {", ".join(f"r.{c}" for c in _INSERT_COLUMNS)},
+        {", ".join(f"CASE WHEN r.status = '{s.value}' THEN r.at END" for s in DeliveryStatus)},
+        :now, :now
+    FROM r ORDER BY r.ord
+    ON CONFLICT {arbiter} DO NOTHING
+    RETURNING meta_message_id, genesys_message_id
 )
-INSERT INTO message_tracking
-    (tenant_id, {", ".join(_INSERT_COLUMNS)}, {", ".join(_AT_COLUMNS)}, created_at, updated_at)
-SELECT :tenant, {", ".join(f"r.{c}" for c in _INSERT_COLUMNS)},
-    {", ".join(f"CASE WHEN r.status = '{s.value}' THEN r.at END" for s in DeliveryStatus)},
-    :now, :now
-FROM r ORDER BY r.ord
-ON CONFLICT DO NOTHING
-RETURNING meta_message_id, genesys_message_id
+SELECT count(*), array_agg(meta_message_id), array_agg(genesys_message_id) FROM ins
 """  # noqa: S608
-)
+
+
+# Keyed by which ids the batch has. A unique index whose column is NULL in every row cannot
+# conflict (NULLs are distinct), nor can the primary key (a sequence): naming the one index
+# that can saves checking the others for every row. Both ids present: every unique index.
+_PG_INSERT = {
+    (True, False): Prepared(text(_pg_insert_sql("(tenant_id, meta_message_id)"))),
+    (False, True): Prepared(text(_pg_insert_sql("(tenant_id, genesys_message_id)"))),
+    (True, True): Prepared(text(_pg_insert_sql(""))),
+}
 
 # One message (`track`): plain parameters, no document to unpack. Text, because SQLAlchemy
 # does not cache the compiled form of a dialect `insert()` and would compile it on every call.
 _ROW_COLUMNS = [column for column in _T.columns if column.name != "id"]
-_PG_INSERT_ONE = text(
-    f"""
+_PG_INSERT_ONE = Prepared(
+    text(
+        f"""
 INSERT INTO message_tracking ({", ".join(c.name for c in _ROW_COLUMNS)})
 VALUES ({", ".join(f":{c.name}" for c in _ROW_COLUMNS)})
 ON CONFLICT DO NOTHING
-RETURNING meta_message_id, genesys_message_id
+RETURNING id
 """  # noqa: S608
-).bindparams(*(bindparam(c.name, type_=c.type) for c in _ROW_COLUMNS))
+    ).bindparams(*(bindparam(c.name, type_=c.type) for c in _ROW_COLUMNS))
+)
 
 # --------------------------------------------------------------------------- SQLite statements
 
@@ -582,6 +680,16 @@ def _to_model(row: Row[Any], *, created: bool = False) -> TrackedMessage:
     return TrackedMessage.model_validate(data)
 
 
+_ROW_NAMES = [column.name for column in _T.columns]
+
+
+def _tuple_to_model(row: Sequence[Any]) -> TrackedMessage:
+    """A whole row from the driver (a tuple in `_T.columns` order) as a `TrackedMessage`."""
+    data = dict(zip(_ROW_NAMES, row, strict=True))
+    del data["id"]
+    return TrackedMessage.model_validate(data)
+
+
 def _row_values(item: NewMessage, tenant: str, now: datetime) -> dict[str, Any]:
     """The `message_tracking` row `track` inserts for `item` (without its id)."""
     data = _insert_values(item, now)
@@ -663,7 +771,7 @@ def _status_event(value: StatusEvent | Mapping[str, Any], field: str, now: datet
     return _Event(ext, event.status, at, event.error, _event_payload(event))
 
 
-def _ids_of(item: NewMessage | Row[Any]) -> list[str]:
+def _ids_of(item: NewMessage | Row[Any] | _Touched) -> list[str]:
     return [x for x in (item.meta_message_id, item.genesys_message_id) if x is not None]
 
 
@@ -771,14 +879,18 @@ class MessageRepository:
         tenant = self._db.tenant_id
         if len(items) == 1:
             values = _row_values(items[0], tenant, now)
-            return {0} if self._db.write(_PG_INSERT_ONE, values).first() is not None else set()
+            return {0} if self._db.write_first(_PG_INSERT_ONE, values) is not None else set()
         # Sorted by id so concurrent batches take the unique-index locks in one order.
         order = sorted(range(len(items)), key=lambda i: _ids_of(items[i]))
         rows = json.dumps([_insert_row(items[i], now) for i in order], separators=(",", ":"))
-        inserted = {
-            (row.meta_message_id, row.genesys_message_id)
-            for row in self._db.write(_PG_INSERT, {"rows": rows, "tenant": tenant, "now": now})
-        }
+        has_meta = any(item.meta_message_id is not None for item in items)
+        has_genesys = any(item.genesys_message_id is not None for item in items)
+        statement = _PG_INSERT[has_meta, has_genesys]
+        found = self._db.write_first(statement, {"rows": rows, "tenant": tenant, "now": now})
+        count, metas, genesys = found if found is not None else (0, None, None)
+        if count == len(items):  # every item a new row: none was a duplicate
+            return set(range(len(items)))
+        inserted = set(zip(metas or [], genesys or [], strict=True))
         created: set[int] = set()
         for index in order:
             key = (items[index].meta_message_id, items[index].genesys_message_id)
@@ -816,7 +928,17 @@ class MessageRepository:
         Its own statements, after the insert: on PostgreSQL, events parked while the insert
         waited on a probe row are visible only to a statement that starts after the wait.
         """
-        parked = self._db.write(_TAKE_PARKED, {"tenant": self._db.tenant_id, "ids": ids})
+        tenant = self._db.tenant_id
+        if self._postgres:
+            parked_exist = self._db.first(_PG_PARKED_EXIST, {"tenant": tenant, "ids": ids})
+            if parked_exist is None or not parked_exist[0]:  # the common case
+                return []
+            found = self._db.write_first(_PG_ADOPT, {"tenant": tenant, "ids": ids, "now": now})
+            changed = None if found is None else found[0]
+            if not changed:
+                return []
+            return list(self._db.read(_ROWS_BY_PKS, {"tenant": tenant, "ids": sorted(changed)}))
+        parked = self._db.write(_TAKE_PARKED, {"tenant": tenant, "ids": ids})
         events = [_parked_event(row) for row in parked]
         if not events:
             return []
@@ -851,14 +973,13 @@ class MessageRepository:
             params = {
                 "tenant": self._db.tenant_id,
                 "ext": event.ext,
-                "status": event.status.value,
                 "at": event.at,
                 "now": now,
                 **{f"error_{n}": event.error_field(n) for n in _ERROR_FIELDS},
             }
-            row = self._db.write(_PG_APPLY_ONE, params).first()
+            row = self._db.write_first(_PG_APPLY_ONE[event.status], params)
             if row is not None:
-                return _to_model(row)
+                return _tuple_to_model(row)
         # Unknown id (or SQLite): the batch path parks the event, or finds the message tracked
         # in the meantime.
         rows, _ = self._apply([event], now, full=True)
@@ -877,7 +998,7 @@ class MessageRepository:
         if not batch:
             return StatusBatchResult(applied=0, pending=[], updated=[])
         rows, parked = self._apply(batch, now, full=False)
-        by_id = {external: row for row in rows for external in _ids_of(row)}
+        by_id = _by_external(rows)
         updated: dict[int, str] = {}
         for event in batch:
             row = by_id.get(event.ext)
@@ -891,20 +1012,31 @@ class MessageRepository:
 
     def _apply(
         self, batch: list[_Event], now: datetime, *, full: bool
-    ) -> tuple[list[Row[Any]], list[_Event]]:
-        """Apply `batch`; the touched rows (whole if `full`, else ids) and the parked events."""
+    ) -> tuple[list[Any], list[_Event]]:
+        """Apply `batch`; the touched rows (whole if `full`, else `_Touched`) and the parked
+        events."""
         if self._postgres:
-            return self._pg_apply(batch, now, _PG_APPLY_ROWS if full else _PG_APPLY)
+            return self._pg_apply(batch, now, full=full)
         rows, missed = self._lite_apply(batch, now, full=full)
         if missed:
             self._lite_park(missed, now)
         return rows, missed
 
+    def _pg_apply_once(self, batch: list[_Event], now: datetime, *, full: bool) -> list[Any]:
+        """One run of the batch statement; the rows it touched."""
+        params = _pg_event_params(batch, self._db.tenant_id, now)
+        if full:
+            return list(self._db.write(_PG_APPLY_ROWS, params))
+        found = self._db.write_first(_PG_APPLY, params)
+        if found is None or found[0] is None:  # no event matched a message
+            return []
+        return [_Touched(*ids) for ids in zip(*found, strict=True)]
+
     def _pg_apply(
-        self, batch: list[_Event], now: datetime, statement: Executable
-    ) -> tuple[list[Row[Any]], list[_Event]]:
+        self, batch: list[_Event], now: datetime, *, full: bool
+    ) -> tuple[list[Any], list[_Event]]:
         tenant = self._db.tenant_id
-        rows = list(self._db.write(statement, _pg_event_params(batch, tenant, now)))
+        rows = self._pg_apply_once(batch, now, full=full)
         missed = _unmatched(batch, rows)
         parked: list[_Event] = []
         for _attempt in range(_PARK_ATTEMPTS):
@@ -923,7 +1055,7 @@ class MessageRepository:
             retry = [event for event in missed if event.ext not in probed]
             if not retry:
                 return rows, parked
-            again = list(self._db.write(statement, _pg_event_params(retry, tenant, now)))
+            again = self._pg_apply_once(retry, now, full=full)
             rows = _merge_rows(rows, again)
             missed = _unmatched(retry, again)
         raise Conflict(  # pragma: no cover - needs ids tracked and deleted again, repeatedly
@@ -1149,7 +1281,7 @@ def _parked_event(row: Row[Any]) -> _Event:
     )
 
 
-def _by_external(rows: Iterable[Row[Any]]) -> dict[str, Row[Any]]:
+def _by_external(rows: Iterable[Any]) -> dict[str, Any]:
     """External id -> row. Where one id is a WhatsApp id of one message and the contact-center
     id of another, the WhatsApp id's message wins (as in `get`)."""
     listed = list(rows)
@@ -1198,12 +1330,12 @@ def _lite_event_params(pk: int, e: _Event, now: datetime) -> dict[str, Any]:
     }
 
 
-def _unmatched(batch: Sequence[_Event], rows: Sequence[Row[Any]]) -> list[_Event]:
+def _unmatched(batch: Sequence[_Event], rows: Sequence[Any]) -> list[_Event]:
     seen = {x for row in rows for x in _ids_of(row)}
     return [event for event in batch if event.ext not in seen]
 
 
-def _merge_rows(first: list[Row[Any]], later: list[Row[Any]]) -> list[Row[Any]]:
+def _merge_rows(first: list[Any], later: list[Any]) -> list[Any]:
     merged = {row.id: row for row in first}
     merged.update((row.id, row) for row in later)
     return list(merged.values())
