@@ -5,6 +5,8 @@ Baselines, measured in the same run:
   (b) a raw redis-py GET of a ~150-byte value
   (c) a raw prepared psycopg SELECT by (tenant_id, wa_id)
   (d) a raw prepared `INSERT … ON CONFLICT DO NOTHING RETURNING`
+  (e) not a target, the floor under (d)'s target: the same work as get_or_create of a new user in
+      a unit of work in raw psycopg (SELECT; BEGIN + INSERT in one pipeline; COMMIT)
 
 Targets: hot get_or_create with the near cache ≤ 3× (a); with Redis only ≤ 1.3× (b); a cold
 lookup from PostgreSQL (`none://`) ≤ 2× (c); get_or_create of a new wa_id ≤ 2× (d); database
@@ -296,6 +298,18 @@ def run_size(env: Environment, size: int, scale: float) -> tuple[list[Stats], di
 
     # Group 4 — new wa_ids against (d) a prepared INSERT … ON CONFLICT DO NOTHING RETURNING.
     fresh = itertools.count(50_000_000 + 10 * size)  # never inserted before: real inserts
+
+    def unit_of_work_floor() -> object:
+        """(e): three round trips, the least a read-then-insert transaction can take."""
+        params = (TENANT, phone(next(fresh)))
+        assert pg.execute(RAW_SELECT, params, prepare=True).fetchone() is None
+        with pg.pipeline():
+            pg.execute("BEGIN")
+            inserted = pg.execute(RAW_INSERT, (*params, str(uuid.uuid4())), prepare=True)
+        row = inserted.fetchone()
+        pg.execute("COMMIT")
+        return row
+
     batch = off.unit_of_work(TENANT)
     mappings_batch = batch.mappings
     results += measure_group(
@@ -306,6 +320,7 @@ def run_size(env: Environment, size: int, scale: float) -> tuple[list[Stats], di
                     RAW_INSERT, (TENANT, phone(next(fresh)), str(uuid.uuid4())), prepare=True
                 ).fetchone(),
             ),
+            ("(e) psycopg SELECT; BEGIN+INSERT; COMMIT", unit_of_work_floor),
             (
                 "new get_or_create, none://, in open uow",
                 lambda: mappings_batch.get_or_create(phone(next(fresh))),
@@ -352,6 +367,15 @@ TARGETS = [
 ]
 
 
+# Not targets: how far each new-user path is above the floor of its round trips (e).
+FLOOR = "(e) psycopg SELECT; BEGIN+INSERT; COMMIT"
+ABOVE_FLOOR = [
+    ("new get_or_create, none://, uow per call", FLOOR),
+    ("new get_or_create, Redis+L1, uow per call", FLOOR),
+    (FLOOR, "(d) psycopg INSERT ON CONFLICT RETURNING"),
+]
+
+
 def report(size: int, results: list[Stats], extra: dict[str, Any]) -> None:
     print(f"\n## {size:,} mappings in the table\n")
     print(f"{'operation':<46} {'median µs':>10} {'p99 µs':>10} {'ops/s':>10}")
@@ -365,6 +389,10 @@ def report(size: int, results: list[Stats], extra: dict[str, Any]) -> None:
         print(
             f"{name:<46} {baseline[:3]:>10} {ratio:>9.2f}× {'≤ ' + str(target) + '×':>8} {verdict}"
         )
+    for name, baseline in ABOVE_FLOOR:
+        ratio = by_name[name].median / by_name[baseline].median
+        extra_us = by_name[name].median - by_name[baseline].median
+        print(f"{name:<46} {baseline[:3]:>10} {ratio:>9.2f}× {f'+{extra_us:.0f} µs':>10}")
     print(
         f"\ncache hits measured: {extra['hits']:,}; database statements during them "
         f"(pg_stat_database xact_commit): "
