@@ -99,9 +99,13 @@ class RedisCache(Cache):
                     self._drop_fill_connection()
                     raise
             if connection is None:
-                connection = self._fill_connection = self._client.connection_pool.make_connection()
+                # Built from the pool's settings but not counted in it: replacing it after a
+                # restart must not use up a `max_connections` limit.
+                pool = self._client.connection_pool
+                connection = pool.connection_class(**pool.connection_kwargs)
+                self._fill_connection = connection
             try:
-                connection.send_packed_command([packed], check_health=False)  # type: ignore[no-untyped-call]
+                connection.send_packed_command([packed], check_health=False)
             except BaseException:
                 self._drop_fill_connection()
                 raise
