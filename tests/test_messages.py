@@ -144,6 +144,63 @@ def test_track_many_keeps_input_order_and_marks_repeats_as_duplicates(
     assert counts(store, tenant)[:2] == (3, 0)
 
 
+def test_track_batch_counts_new_messages_and_names_the_duplicates(
+    store: wastate.Store, tenant: str
+) -> None:
+    """The record-free batch writes what `track_many` writes and reports duplicates by position."""
+    with store.unit_of_work(tenant) as uow:
+        uow.messages.track(outbound("wamid.old"))
+    batch = [outbound("wamid.b"), outbound("wamid.old"), outbound("wamid.a"), outbound("wamid.b")]
+    with store.unit_of_work(tenant) as uow:
+        result = uow.messages.track_batch(batch)
+    assert (result.new, result.duplicates) == (2, [1, 3])
+    with store.unit_of_work(tenant) as uow:
+        stored = uow.messages.get("wamid.a")
+        again = uow.messages.track_batch(batch)
+    assert stored is not None
+    assert (stored.status, stored.sent_at) == (DeliveryStatus.SENT, T0)
+    assert (again.new, again.duplicates) == (0, [0, 1, 2, 3])
+    assert counts(store, tenant)[:2] == (3, 0)
+
+
+def test_track_batch_refuses_a_duplicate_contradicting_the_stored_ids(
+    store: wastate.Store, tenant: str
+) -> None:
+    """No records built does not mean no check: contradicting ids are a conflict, as in `track`."""
+    with store.unit_of_work(tenant) as uow:
+        uow.messages.track(outbound("wamid.1", genesys_message_id="gen-1"))
+    batch = [outbound("wamid.new"), outbound("wamid.1", genesys_message_id="gen-2")]
+    with pytest.raises(wastate.Conflict), store.unit_of_work(tenant) as uow:
+        uow.messages.track_batch(batch)
+    assert counts(store, tenant)[0] == 1
+
+
+@pytest.mark.parametrize("ids", ["whatsapp", "contact center", "both"])
+def test_a_batch_adopts_the_events_parked_for_its_messages(
+    store: wastate.Store, tenant: str, ids: str
+) -> None:
+    """Whichever ids a batch carries, the events parked for them are applied, once."""
+
+    def message(n: int) -> wastate.NewMessage:
+        meta = None if ids == "contact center" else f"wamid.{n}"
+        genesys = None if ids == "whatsapp" else f"gen-{n}"
+        return outbound(meta, genesys_message_id=genesys)
+
+    parked_for = "gen-2" if ids == "contact center" else "wamid.2"
+    with store.unit_of_work(tenant) as uow:
+        assert uow.messages.update_status(parked_for, "read", at=minutes(3)) is None
+    with store.unit_of_work(tenant) as uow:
+        records = uow.messages.track_many([message(n) for n in range(4)])
+        result = uow.messages.track_batch([message(n) for n in range(4, 8)])
+    assert [r.created for r in records] == [True] * 4
+    assert [r.status for r in records] == [DeliveryStatus.SENT] * 2 + [DeliveryStatus.READ] + [
+        DeliveryStatus.SENT
+    ]
+    assert records[2].read_at == minutes(3)
+    assert (result.new, result.duplicates) == (4, [])
+    assert counts(store, tenant) == (8, 1, 0)
+
+
 # --------------------------------------------------------------------------- the status rule
 
 

@@ -8,7 +8,7 @@
    tolerated, as WhatsApp adds them without notice;
 2. links each user who sent (or, for echoes, received) a message to their active conversation,
    `uow.mappings.get_or_create(wa_id, contact_name=…)`, with the profile name from `contacts`;
-3. tracks every inbound message and message echo (`track_many`: a retried webhook is a
+3. tracks every inbound message and message echo (`track_batch`: a retried webhook is a
    duplicate, not a second record), then applies every status of every entry and change
    (`apply_status_events`: one batch, any order).
 
@@ -416,11 +416,8 @@ def ingest(
             else message
             for wa_id, message in plan.messages
         ]
-        for record in uow.messages.track_many(linked):
-            if record.created:
-                new += 1
-            else:
-                duplicate += 1
+        tracked = uow.messages.track_batch(linked)
+        new, duplicate = tracked.new, len(tracked.duplicates)
     applied = pending = 0
     if plan.statuses:
         result = uow.messages.apply_status_events(plan.statuses)
