@@ -11,6 +11,7 @@ committed transaction, as a unit of work commits):
   raw single INSERT / single UPDATE (the seed's statements), each + COMMIT
 against wastate in a unit of work each:
   track_many(1000)               target ≥ 50% of (e)'s rows/s
+  track_batch(1000)              the same writes without building the 1000 returned records
   apply_status_events(1000)      target ≥ 80% of (g)'s rows/s
   track (one message)            target ≤ 2× the raw single INSERT's median latency
   update_status (one event)      target ≤ 2× the raw single UPDATE's median latency
@@ -254,6 +255,10 @@ def postgres_suite(rounds: int, singles: int) -> list[Result]:
         with store.unit_of_work(tenant) as uow:
             uow.messages.track_many(messages)
 
+    def track_batch(messages: list[wastate.NewMessage]) -> None:
+        with store.unit_of_work(tenant) as uow:
+            uow.messages.track_batch(messages)
+
     def apply(events: list[StatusEvent]) -> None:
         with store.unit_of_work(tenant) as uow:
             uow.messages.apply_status_events(events)
@@ -281,6 +286,12 @@ def postgres_suite(rounds: int, singles: int) -> list[Result]:
                 BATCH,
                 lambda _i: new_messages(fresh_ids("tm", BATCH)),
                 track_many,
+            ),
+            Case(
+                "wastate track_batch(1000)",
+                BATCH,
+                lambda _i: new_messages(fresh_ids("tb", BATCH)),
+                track_batch,
             ),
         ],
         rounds,
@@ -407,6 +418,8 @@ def verdicts(results: list[Result]) -> None:
     print("\nTargets")
     ratio = by["wastate track_many(1000)"].per_second / by["(e) raw COPY 1000 rows"].per_second
     line("track_many rows/s ÷ (e) COPY rows/s", ratio, "≥ 0.50", ratio >= 0.5)
+    ratio = by["wastate track_batch(1000)"].per_second / by["(e) raw COPY 1000 rows"].per_second
+    line("track_batch rows/s ÷ (e) COPY rows/s (no records built)", ratio, "≥ 0.50", ratio >= 0.5)
     ratio = (
         by["wastate track_many(1000)"].per_second
         / by["(f) raw executemany 1000 INSERTs"].per_second
