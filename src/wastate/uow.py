@@ -141,7 +141,9 @@ class _TenantDatabase:
             with driver.pipeline():  # BEGIN and the statement in one round trip
                 driver.execute("BEGIN")
                 self._in_transaction = True
-                return driver.execute(sql, {**constants, **params}, prepare=True).fetchone()
+                cursor = driver.execute(sql, {**constants, **params}, prepare=True)
+            # Fetched after the pipeline's one sync: fetching inside it would sync twice.
+            return cursor.fetchone()
         except psycopg.Error as exc:
             raise self._driver_failed(exc) from exc
 
