@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -239,6 +240,34 @@ def test_a_fill_whose_reply_never_comes_opens_the_breaker_when_settled(
     raw = redis_server.client().get(cache.keys.forward(tenant, WA))
     assert raw is not None
     assert ConversationMapping.model_validate_json(raw) == created
+
+
+def test_fills_into_a_stalled_redis_cost_each_caller_one_timeout_at_most(
+    outage_store: Callable[..., wastate.Store], redis_server: RedisServer, tenant: str
+) -> None:
+    """Fills share one connection, yet callers stuck behind a stalled one do not queue up."""
+    store = outage_store(near_cache=False)
+    cache = store.mapping_cache
+    with store.unit_of_work(tenant) as uow:
+        uow.mappings.get_or_create(WA)  # opens the fill connection
+    cache.settle()
+    redis_server.pause()
+    callers = 16
+    durations: list[float] = []
+
+    def fill(number: int) -> None:
+        started = time.monotonic()
+        cache.remote.fill([(cache.keys.forward(tenant, f"+1555000{number:04d}"), b"{}")], 10)
+        durations.append(time.monotonic() - started)
+
+    threads = [threading.Thread(target=fill, args=(number,)) for number in range(callers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # One after another they would take callers × TIMEOUT (1.6 s) for the last one.
+    assert max(durations) < callers * TIMEOUT / 2
+    assert cache.remote.is_open
 
 
 def test_the_near_cache_is_cleared_when_its_listener_reconnects(

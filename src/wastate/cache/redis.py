@@ -83,33 +83,44 @@ class RedisCache(Cache):
         docstring); raises what the previous fills' replies or this send ran into."""
         ttl = str(max(1, int(ttl_seconds * 1000))).encode()
         packed = b"".join(_set_nx(key.encode(), value, ttl) for key, value in items)
-        with self._fill_lock:
-            connection = self._fill_connection
-            if connection is not None:
-                try:
-                    self._read_fill_replies(connection)
-                    if connection.can_read(0):  # nothing is due: the server closed it
-                        raise redis.ConnectionError("unexpected data on the fill connection")
-                except redis.ConnectionError:
-                    # Closed while idle (e.g. Redis restarted since the last fill): this fill
-                    # goes out on a new connection; only its own failure trips the breaker.
-                    self._drop_fill_connection()
-                    connection = None
-                except BaseException:
-                    self._drop_fill_connection()
-                    raise
-            if connection is None:
-                # Built from the pool's settings but not counted in it: replacing it after a
-                # restart must not use up a `max_connections` limit.
-                pool = self._client.connection_pool
-                connection = pool.connection_class(**pool.connection_kwargs)
-                self._fill_connection = connection
+        # Fills share one connection: a caller waits for another's send at most one timeout,
+        # then drops its fill (the one holding the lock reports what is slow), so a stalled
+        # Redis costs each caller one timeout, as with a connection each, not one per waiter.
+        if not self._fill_lock.acquire(timeout=self._timeout):
+            return
+        try:
+            self._send_fill(packed, len(items))
+        finally:
+            self._fill_lock.release()
+
+    def _send_fill(self, packed: bytes, count: int) -> None:
+        """Send on the fill connection (the caller holds the lock), replacing a dead one."""
+        connection = self._fill_connection
+        if connection is not None:
             try:
-                connection.send_packed_command([packed], check_health=False)
+                self._read_fill_replies(connection)
+                if connection.can_read(0):  # nothing is due: the server closed it
+                    raise redis.ConnectionError("unexpected data on the fill connection")
+            except redis.ConnectionError:
+                # Closed while idle (e.g. Redis restarted since the last fill): this fill
+                # goes out on a new connection; only its own failure trips the breaker.
+                self._drop_fill_connection()
+                connection = None
             except BaseException:
                 self._drop_fill_connection()
                 raise
-            self._unread += len(items)
+        if connection is None:
+            # Built from the pool's settings but not counted in it: replacing it after a
+            # restart must not use up a `max_connections` limit.
+            pool = self._client.connection_pool
+            connection = pool.connection_class(**pool.connection_kwargs)
+            self._fill_connection = connection
+        try:
+            connection.send_packed_command([packed], check_health=False)
+        except BaseException:
+            self._drop_fill_connection()
+            raise
+        self._unread += count
 
     def settle(self) -> None:
         """Wait for the replies of every fill sent so far; raise the first error among them."""
