@@ -866,6 +866,19 @@ class MessageRepository:
         record adopts any status events parked for its ids (see `update_status`). The status
         given here is the record's first (with its time); the history holds status events.
         """
+        if self._postgres:  # the latency path: no batch bookkeeping for a new message
+            item = _new_message(message, "messages[0]")
+            now = self._db.now()
+            tenant = self._db.tenant_id
+            if self._db.write_first(_PG_INSERT_ONE, _row_values(item, tenant, now)) is not None:
+                ids = (item.meta_message_id, item.genesys_message_id)
+                for row in self._adopt(_ids_of(item), now):
+                    # (An id parked for may also be another message's other id, which it names
+                    # first: that message's row comes back too.)
+                    if (row.meta_message_id, row.genesys_message_id) == ids:
+                        return _to_model(row, created=True)
+                return _as_inserted(item, tenant, now)
+            return self._results([item], set(), {}, now)[0]
         return self.track_many([message])[0]
 
     def track_many(
