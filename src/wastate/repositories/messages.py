@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from sqlalchemy import (
     BigInteger,
     Row,
@@ -728,7 +728,20 @@ _AT_FIELD = {status: status.timestamp_field for status in DeliveryStatus}
 
 
 def _as_inserted(item: NewMessage, tenant: str, now: datetime) -> TrackedMessage:
-    """The record `track` just inserted for `item`, without reading it back.
+    """The record `track` just inserted for `item`, without reading it back."""
+    return TrackedMessage.model_validate(_inserted_data(item, tenant, now))
+
+
+_RECORDS = TypeAdapter(list[TrackedMessage])
+
+
+def _all_inserted(items: list[NewMessage], tenant: str, now: datetime) -> list[TrackedMessage]:
+    """`_as_inserted` for a batch, validated in one call (a fifth cheaper than one by one)."""
+    return _RECORDS.validate_python([_inserted_data(item, tenant, now) for item in items])
+
+
+def _inserted_data(item: NewMessage, tenant: str, now: datetime) -> dict[str, Any]:
+    """The `TrackedMessage` fields of `item` just inserted.
 
     Only the fields that have a value are given: the others take the model's default (None)
     unvalidated, which halves the cost of a batch's records.
@@ -754,7 +767,7 @@ def _as_inserted(item: NewMessage, tenant: str, now: datetime) -> TrackedMessage
     if error is not None:
         for name in _ERROR_FIELDS:
             data[f"error_{name}"] = getattr(error, name)
-    return TrackedMessage.model_validate(data)
+    return data
 
 
 def _event_payload(event: StatusEvent) -> dict[str, Any] | None:
@@ -935,7 +948,7 @@ class MessageRepository:
         """One record per input: what it inserted (created), or the stored one (duplicate)."""
         tenant = self._db.tenant_id
         if not adopted and len(created) == len(items):  # all new, nothing parked: the usual
-            return [_as_inserted(item, tenant, now) for item in items]
+            return _all_inserted(items, tenant, now)
         results: list[TrackedMessage | None] = [None] * len(items)
         records: dict[tuple[str, str], TrackedMessage] = {}  # by key: created, then stored
         for index in sorted(created):
