@@ -513,6 +513,16 @@ def test_reads_of_unknown_ids_are_empty(store: wastate.Store, tenant: str) -> No
         (lambda m: m.track(outbound("wamid.2", wa_id="12")), "messages[0].wa_id"),
         (lambda m: m.track(outbound("wamid 2")), "messages[0].meta_message_id"),
         (lambda m: m.apply_status_events([{"message_id": "w", "status": "x"}]), "events[0].status"),
+        (
+            lambda m: m.apply_status_events(
+                [
+                    StatusEvent(message_id="wamid.1", status="read"),
+                    {"message_id": "w 2", "status": "read"},
+                ]
+            ),
+            "events[1].message_id",
+        ),
+        (lambda m: m.apply_status_events(["wamid.1"]), "events[0]"),
         (lambda m: m.for_conversation("conv-1", limit=0), "limit"),
     ],
 )

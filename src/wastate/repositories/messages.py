@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -130,9 +129,8 @@ class _Touched(NamedTuple):
     genesys_message_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class _Event:
-    """A validated status event, ready to bind."""
+class _Event(NamedTuple):
+    """A validated status event, ready to bind (a tuple: a batch makes a thousand)."""
 
     ext: str
     status: DeliveryStatus
@@ -771,9 +769,14 @@ def _inserted_data(item: NewMessage, tenant: str, now: datetime) -> dict[str, An
 
 
 def _event_payload(event: StatusEvent) -> dict[str, Any] | None:
-    payload = {key: getattr(event, key) for key in _PAYLOAD_KEYS}
-    kept = {key: value for key, value in payload.items() if value is not None}
-    return kept or None
+    payload = None
+    for key in _PAYLOAD_KEYS:
+        value = getattr(event, key)
+        if value is not None:
+            if payload is None:
+                payload = {}
+            payload[key] = value
+    return payload
 
 
 def _status_entry(values: Mapping[Any, Any], message_id: str) -> StatusEvent:
@@ -821,17 +824,22 @@ def _new_message(value: NewMessage | Mapping[str, Any], field: str) -> NewMessag
     return message
 
 
-def _status_event(value: StatusEvent | Mapping[str, Any], field: str, now: datetime) -> _Event:
+def _status_event(value: StatusEvent | Mapping[str, Any], index: int, now: datetime) -> _Event:
+    """`events[index]` validated; `InvalidInput` naming its path if it is not valid."""
     if isinstance(value, StatusEvent):
         event = value
     elif isinstance(value, Mapping):
         try:
             event = StatusEvent.model_validate(value)
         except ValidationError as exc:
-            raise invalid_input_from(exc, prefix=field) from exc
+            raise invalid_input_from(exc, prefix=f"events[{index}]") from exc
     else:
-        raise InvalidInput(field, f"must be a StatusEvent, got {type(value).__name__}")
-    ext = require_external_id(event.message_id, field=f"{field}.message_id")
+        raise InvalidInput(f"events[{index}]", f"must be a StatusEvent, got {type(value).__name__}")
+    try:
+        ext = require_external_id(event.message_id, field="message_id")
+    except InvalidInput:  # named with its path, a string built only for a bad id
+        require_external_id(event.message_id, field=f"events[{index}].message_id")
+        raise
     at = now if event.at is None else as_utc(event.at)
     return _Event(ext, event.status, at, event.error, _event_payload(event))
 
@@ -1103,7 +1111,7 @@ class MessageRepository:
         tracked message has are parked (`pending`), never an error.
         """
         now = self._db.now()
-        batch = [_status_event(value, f"events[{i}]", now) for i, value in enumerate(events)]
+        batch = [_status_event(value, index, now) for index, value in enumerate(events)]
         if not batch:
             return StatusBatchResult(applied=0, pending=[], updated=[])
         rows, parked = self._apply(batch, now, full=False)
@@ -1403,13 +1411,18 @@ def _by_external(rows: Iterable[Any]) -> dict[str, Any]:
     return found
 
 
+_NO_ERROR = (None, None, None, None)
+
+
 def _pg_event_params(batch: Sequence[_Event], tenant: str, now: datetime) -> dict[str, Any]:
+    """The events as the JSON document `_PG_JSON_EVENTS` unpacks (a status enum is a `str`:
+    `json` writes its value)."""
     events = [
         [
             e.ext,
-            e.status.value,
+            e.status,
             e.at.isoformat(),
-            *(e.error_field(name) for name in _ERROR_FIELDS),
+            *(_NO_ERROR if e.error is None else _error_values(e.error)),
             e.payload,
         ]
         for e in batch
