@@ -10,8 +10,10 @@ PostgreSQL runs each batch as one statement over one JSONB document: the events 
 their messages, aggregated per message, applied with one `UPDATE … FROM`, and appended to the
 history with `INSERT … ON CONFLICT` that keeps the earliest event per (message, status) and
 merges the payloads of its events. A single `update_status` has its own, leaner statement with
-the same rule. SQLite (one writer at a time: its transaction takes the write lock first) runs
-the same rules as Core statements, one `executemany` per step.
+the same rule, one per status. The hot statements (single and batch track, update, apply) run
+prepared on the driver (`Database.write_first`), answering with one row. SQLite (one writer at a
+time: its transaction takes the write lock first) runs the same rules as Core statements, one
+`executemany` per step.
 
 The history holds status events (`update_status`, `apply_status_events`, webhooks, adopted
 parked events). Tracking is not one: the status a message is tracked with is on its record.
