@@ -497,7 +497,8 @@ _INSERT_FIELDS = ",\n        ".join(
 
 
 def _pg_insert_sql(arbiter: str) -> str:
-    """The batch insert, answering with one row: how many rows it inserted and their ids."""
+    """The batch insert, answering with one row: how many rows it inserted (and which, if
+    not all)."""
     return f"""
 WITH r AS (
     SELECT {_INSERT_FIELDS},
@@ -514,7 +515,11 @@ ins AS (
     ON CONFLICT {arbiter} DO NOTHING
     RETURNING meta_message_id, genesys_message_id
 )
-SELECT count(*), array_agg(meta_message_id), array_agg(genesys_message_id) FROM ins
+-- The ids only when some input was a duplicate: otherwise every input is new.
+SELECT count(*),
+    CASE WHEN count(*) < :n THEN array_agg(meta_message_id) END,
+    CASE WHEN count(*) < :n THEN array_agg(genesys_message_id) END
+FROM ins
 """  # noqa: S608
 
 
@@ -1002,7 +1007,8 @@ class MessageRepository:
         has_meta = any(item.meta_message_id is not None for item in items)
         has_genesys = any(item.genesys_message_id is not None for item in items)
         statement = _PG_INSERT[has_meta, has_genesys]
-        found = self._db.write_first(statement, {"rows": rows, "tenant": tenant, "now": now})
+        params = {"rows": rows, "tenant": tenant, "now": now, "n": len(items)}
+        found = self._db.write_first(statement, params)
         count, metas, genesys = found if found is not None else (0, None, None)
         if count == len(items):  # every item a new row: none was a duplicate
             return set(range(len(items)))
