@@ -44,6 +44,7 @@ from wastate.domain.ids import normalize_tenant_id, normalize_wa_id
 from wastate.domain.mappings import (
     ConversationMapping,
     MappingStatus,
+    adds_communication_id,
     normalize_contact_name,
     require_positive_age,
     validate_communication_id,
@@ -246,21 +247,9 @@ class FakeMappingRepository(BatchedMaintenance):
                 communication_id=communication or current.communication_id,
                 correlated_at=now,
             )
-        if current.conversation_id != wanted:
-            raise Conflict(
-                f"wa_id {key} is already correlated with conversation "
-                f"{current.conversation_id!r}, not {wanted!r}",
-                constraint="correlate_once",
-            )
-        if communication is None or current.communication_id == communication:
-            return current
-        if current.communication_id is None:
+        if adds_communication_id(current, wanted, communication):
             return self._replace(current, communication_id=communication)
-        raise Conflict(
-            f"conversation {wanted!r} already has communication id "
-            f"{current.communication_id!r}, not {communication!r}",
-            constraint="correlate_once",
-        )
+        return current
 
     def close(self, wa_id: str) -> ConversationMapping | None:
         """Close the user's active mapping; None if there was none."""

@@ -8,11 +8,12 @@ from enum import StrEnum
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from wastate.domain.ids import require_external_id
-from wastate.errors import InvalidInput
+from wastate.errors import Conflict, InvalidInput
 
 __all__ = [
     "ConversationMapping",
     "MappingStatus",
+    "adds_communication_id",
     "normalize_contact_name",
     "require_positive_age",
     "validate_communication_id",
@@ -95,3 +96,28 @@ class ConversationMapping(BaseModel):
         if at <= self.last_activity_at:
             return self
         return self.model_copy(update={"last_activity_at": at})
+
+
+def adds_communication_id(
+    current: ConversationMapping, conversation_id: str, communication_id: str | None
+) -> bool:
+    """The correlate-once rule for a mapping already correlated.
+
+    False: the call repeats what is stored (idempotent). True: it adds a communication id the
+    mapping lacks. A different conversation or communication id is a `Conflict`.
+    """
+    if current.conversation_id != conversation_id:
+        raise Conflict(
+            f"wa_id {current.wa_id} is already correlated with conversation "
+            f"{current.conversation_id!r}, not {conversation_id!r}",
+            constraint="correlate_once",
+        )
+    if communication_id is None or current.communication_id == communication_id:
+        return False
+    if current.communication_id is None:
+        return True
+    raise Conflict(
+        f"conversation {conversation_id!r} already has communication id "
+        f"{current.communication_id!r}, not {communication_id!r}",
+        constraint="correlate_once",
+    )

@@ -30,6 +30,7 @@ from wastate.domain.ids import normalize_wa_id
 from wastate.domain.mappings import (
     ConversationMapping,
     MappingStatus,
+    adds_communication_id,
     normalize_contact_name,
     require_positive_age,
     validate_communication_id,
@@ -317,24 +318,11 @@ class SqlMappingRepository(BatchedMaintenance):
                 if created is not None:
                     return created
                 continue
-            if current.conversation_id != wanted:
-                raise Conflict(
-                    f"wa_id {key} is already correlated with conversation "
-                    f"{current.conversation_id!r}, not {wanted!r}",
-                    constraint="correlate_once",
-                )
-            if communication is None or current.communication_id == communication:
+            if not adds_communication_id(current, wanted, communication):
                 return current
-            if current.communication_id is None:
-                updated = self._db.write(_ADD_COMMUNICATION_ID.returning(*_COLUMNS), params).first()
-                if updated is not None:
-                    return to_mapping(updated)
-                continue
-            raise Conflict(
-                f"conversation {wanted!r} already has communication id "
-                f"{current.communication_id!r}, not {communication!r}",
-                constraint="correlate_once",
-            )
+            updated = self._db.write(_ADD_COMMUNICATION_ID.returning(*_COLUMNS), params).first()
+            if updated is not None:
+                return to_mapping(updated)
         raise Conflict(f"wa_id {key}: the active mapping kept changing; try again")
 
     def close(self, wa_id: str) -> ConversationMapping | None:
