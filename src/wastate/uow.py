@@ -23,16 +23,16 @@ from wastate.db.errors import translate_db_error
 from wastate.db.prepared import Prepared
 from wastate.domain.ids import normalize_tenant_id
 from wastate.errors import ServiceUnavailable
+from wastate.repositories.api_keys import ApiKeyRepository
+from wastate.repositories.approvals import ApprovalRepository
 from wastate.repositories.base import Params
+from wastate.repositories.config import ConfigRepository
+from wastate.repositories.mappings import MappingRepository
+from wastate.repositories.messages import MessageRepository
+from wastate.repositories.sessions import SessionRepository
+from wastate.repositories.statistics import StatisticsRepository
 
 if TYPE_CHECKING:
-    from wastate.repositories.api_keys import ApiKeyRepository
-    from wastate.repositories.approvals import ApprovalRepository
-    from wastate.repositories.config import ConfigRepository
-    from wastate.repositories.mappings import MappingRepository
-    from wastate.repositories.messages import MessageRepository
-    from wastate.repositories.sessions import SessionRepository
-    from wastate.repositories.statistics import StatisticsRepository
     from wastate.store import Store
 
 __all__ = ["UnitOfWork"]
@@ -283,8 +283,6 @@ class UnitOfWork:
     def messages(self) -> MessageRepository:
         """Tracked WhatsApp messages of this tenant and their delivery status."""
         if self._messages is None:
-            from wastate.repositories.messages import MessageRepository
-
             self._messages = MessageRepository(self._db)
         return self._messages
 
@@ -292,8 +290,6 @@ class UnitOfWork:
     def sessions(self) -> SessionRepository:
         """Client session records (seed 004) of this tenant."""
         if self._sessions is None:
-            from wastate.repositories.sessions import SessionRepository
-
             self._sessions = SessionRepository(self._db)
         return self._sessions
 
@@ -301,8 +297,6 @@ class UnitOfWork:
     def approvals(self) -> ApprovalRepository:
         """Approval-lifecycle messages (seed 004) of this tenant."""
         if self._approvals is None:
-            from wastate.repositories.approvals import ApprovalRepository
-
             self._approvals = ApprovalRepository(self._db)
         return self._approvals
 
@@ -310,8 +304,6 @@ class UnitOfWork:
     def statistics(self) -> StatisticsRepository:
         """Approval-lifecycle statistics (seed 004) of this tenant."""
         if self._statistics is None:
-            from wastate.repositories.statistics import StatisticsRepository
-
             self._statistics = StatisticsRepository(self._db)
         return self._statistics
 
@@ -319,8 +311,6 @@ class UnitOfWork:
     def config(self) -> ConfigRepository:
         """Key/value config entries (seed 004) of this tenant."""
         if self._config is None:
-            from wastate.repositories.config import ConfigRepository
-
             self._config = ConfigRepository(self._db)
         return self._config
 
@@ -328,7 +318,5 @@ class UnitOfWork:
     def api_keys(self) -> ApiKeyRepository:
         """HTTP API keys of this tenant (only hashes of their secrets are stored)."""
         if self._api_keys is None:
-            from wastate.repositories.api_keys import ApiKeyRepository
-
             self._api_keys = ApiKeyRepository(self._db)
         return self._api_keys
