@@ -286,6 +286,8 @@ def test_approve_and_reject_move_pending_messages(run: Callable[..., Result], ma
     stats = json.loads(run("--json", "stats").stdout)
     assert stats["total_approved"] == 1
     assert stats["total_rejected"] == 1
+    assert manager.get_message_history("m2")[-1]["reason"] == "spam"
+    assert manager.get_message_history("m1")[-1]["reason"] is None
 
 
 def test_approving_a_message_that_is_not_pending_fails_cleanly(

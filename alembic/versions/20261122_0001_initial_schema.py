@@ -290,6 +290,7 @@ def upgrade() -> None:
         sa.Column("from_status", sa.String(length=32), nullable=True),
         sa.Column("to_status", sa.String(length=32), nullable=False),
         sa.Column("at", _ts(), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=True),
         sa.CheckConstraint(
             "from_status IN ('incoming', 'pending_approval', 'approved', 'rejected', 'sent', 'failed')",
             name=op.f("ck_approval_transitions_from_status"),

@@ -363,15 +363,7 @@ def messages_list(ctx: Context, status_name: str, limit: int | None) -> None:
 def _decide(ctx: Context, message_id: str, to: str, reason: str | None) -> None:
     manager = ctx.manager()
     source, target = _status("pending_approval"), _status(to)
-    keeps_reason = "reason" in inspect.signature(manager.move_message).parameters
-    if reason is not None and keeps_reason:
-        moved = manager.move_message(message_id, source, target, reason=reason)
-    else:
-        moved = manager.move_message(message_id, source, target)
-        if reason is not None:
-            click.echo(
-                "note: this store keeps no rejection reasons; the reason is not saved", err=True
-            )
+    moved = manager.move_message(message_id, source, target, reason=reason)
     if not moved:
         raise click.ClickException(f"message {message_id!r} is not pending approval")
     data = {"id": message_id, "status": to, "reason": reason}

@@ -187,13 +187,18 @@ class StateManager:
         return None if record is None else record.as_seed_dict()
 
     def get_message_history(self, message_id: str) -> list[dict[str, Any]]:
-        """Every move of a message, oldest first: `{"from", "to", "at"}` (`from` None for the
-        add; messages loaded by `import_state` start their history there)."""
+        """Every move of a message, oldest first: `{"from", "to", "at", "reason"}` (`from` None
+        for the add; messages loaded by `import_state` start their history there)."""
         with self._uow() as uow:
             moves = uow.approvals.history(self.client_id, message_id)
         return [
-            {"from": None if a is None else a.value, "to": b.value, "at": at.isoformat()}
-            for a, b, at in moves
+            {
+                "from": None if a is None else a.value,
+                "to": b.value,
+                "at": at.isoformat(),
+                "reason": why,
+            }
+            for a, b, at, why in moves
         ]
 
     def move_message(
@@ -201,13 +206,17 @@ class StateManager:
         message_id: str,
         from_status: MessageStatus | str,
         to_status: MessageStatus | str,
+        *,
+        reason: str | None = None,
     ) -> bool:
         """Move a message if it is in `from_status` now (compare-and-set): True if moved, False
         if it is not there (so of two racing approvers exactly one wins). A move the lifecycle
         forbids — or that skips approval while `human_in_the_loop` is on — raises
-        `InvalidTransition` and changes nothing."""
+        `InvalidTransition` and changes nothing. `reason` is kept in the message's history."""
         with self._uow() as uow:
-            return uow.approvals.move(self.client_id, message_id, from_status, to_status)
+            return uow.approvals.move(
+                self.client_id, message_id, from_status, to_status, reason=reason
+            )
 
     def clear_messages(self, status: MessageStatus | str | None = None) -> int:
         """Delete the messages in `status` (all when None); statistics are kept. Returns how

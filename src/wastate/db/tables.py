@@ -266,6 +266,7 @@ class ApprovalTransition(Base):
     from_status: Mapped[str | None] = mapped_column(String(32))
     to_status: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index(None, "tenant_id", "approval_message_id", "id"),

@@ -135,14 +135,30 @@ _COUNTS = select(_mc.status, func.count()).where(*_CLIENT).group_by(_mc.status)
 _CLEAR_BUCKET = delete(_m).where(*_CLIENT, _mc.status == bindparam("bucket"))
 _CLEAR_ALL = delete(_m).where(*_CLIENT)
 _HISTORY = (
-    select(_hc.from_status, _hc.to_status, _hc.at)
+    select(_hc.from_status, _hc.to_status, _hc.at, _hc.reason)
     .join(_m, _mc.id == _hc.approval_message_id)
     .where(*_CLIENT, _mc.message_id == bindparam("m_id"), _hc.tenant_id == bindparam("tenant_id"))
     .order_by(_hc.id)
 )
 
-Transition = tuple[MessageStatus | None, MessageStatus, datetime]
-"""One history entry: (from status — None for the add —, to status, when)."""
+Transition = tuple[MessageStatus | None, MessageStatus, datetime, str | None]
+"""One history entry: (from status — None for the add —, to status, when, the reason given)."""
+
+MAX_REASON_LENGTH = 1000
+
+
+def _reason(value: object) -> str | None:
+    """A move's reason (e.g. why a reply was rejected): trimmed text, None when blank."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput("reason", f"must be a string, got {type(value).__name__}")
+    text = value.strip()
+    if len(text) > MAX_REASON_LENGTH:
+        raise InvalidInput("reason", f"is longer than {MAX_REASON_LENGTH} characters")
+    if "\x00" in text:
+        raise InvalidInput("reason", "must not contain NUL characters")
+    return text or None
 
 
 def _record(row: Row[Any]) -> ApprovalRecord:
@@ -200,16 +216,19 @@ class ApprovalRepository:
         to_status: MessageStatus | str,
         *,
         human_in_the_loop: bool | None = None,
+        reason: str | None = None,
     ) -> bool:
         """Move a message from `from_status` to `to_status` if it is in `from_status` now.
 
         Raises `InvalidTransition` (changing nothing) when the transition table or the approval
         guard forbid the move; `human_in_the_loop` None reads it from the client's config. Returns
         False, changing nothing, when the message is not (or no longer) in `from_status`.
+        `reason` (why it was rejected, say) is kept with the move in the history.
         """
         source = parse_message_status(from_status, field="from_status")
         target = parse_message_status(to_status, field="to_status")
         message_id = normalize_message_id(message_id)
+        why = _reason(reason)
         if human_in_the_loop is None:
             human_in_the_loop = (source, target) in BYPASSES_APPROVAL and self._guard_on(client_id)
         check_transition(source, target, human_in_the_loop=human_in_the_loop)
@@ -225,7 +244,7 @@ class ApprovalRepository:
         row = self._db.write(_MOVE, params).first()
         if row is None:
             return False
-        self._record_move(row[0], source, target, now)
+        self._record_move(row[0], source, target, now, why)
         self._statistics.record_entry(client_id, target, now)
         return True
 
@@ -233,7 +252,12 @@ class ApprovalRepository:
         return self._config.get(client_id, HUMAN_IN_THE_LOOP, False) is True
 
     def _record_move(
-        self, row_id: int, source: MessageStatus | None, target: MessageStatus, at: datetime
+        self,
+        row_id: int,
+        source: MessageStatus | None,
+        target: MessageStatus,
+        at: datetime,
+        reason: str | None = None,
     ) -> None:
         self._db.write(
             _RECORD_TRANSITION,
@@ -243,6 +267,7 @@ class ApprovalRepository:
                 "from_status": None if source is None else source.value,
                 "to_status": target.value,
                 "at": at,
+                "reason": reason,
             },
         )
 
@@ -297,8 +322,8 @@ class ApprovalRepository:
         message_id = normalize_message_id(message_id)
         rows = self._db.read(_HISTORY, {**self._key(client_id), "m_id": message_id})
         return [
-            (None if source is None else MessageStatus(source), MessageStatus(target), at)
-            for source, target, at in rows
+            (None if source is None else MessageStatus(source), MessageStatus(target), at, why)
+            for source, target, at, why in rows
         ]
 
     def clear(self, client_id: str, status: MessageStatus | str | None = None) -> int:
