@@ -249,7 +249,9 @@ class ApprovalRepository:
         return True
 
     def _guard_on(self, client_id: str) -> bool:
-        return self._config.get(client_id, HUMAN_IN_THE_LOOP, False) is True
+        # Read and held in the move's transaction: turning the guard on cannot slip between
+        # this check and the move.
+        return self._config.get_for_write(client_id, HUMAN_IN_THE_LOOP, False) is True
 
     def _record_move(
         self,

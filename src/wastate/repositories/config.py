@@ -25,6 +25,12 @@ _c = _t.c
 _CLIENT = (_c.tenant_id == bindparam("tenant_id"), _c.client_id == bindparam("client_id"))
 
 _SELECT_ONE = select(_c.value).where(*_CLIENT, _c.key == bindparam("key"))
+# In a writing transaction: PostgreSQL holds a share lock on the entry, so a concurrent `set` of
+# it waits for this transaction to end; SQLite's writers are serialized by BEGIN IMMEDIATE.
+_SELECT_ONE_FOR_WRITE = {
+    "postgresql": _SELECT_ONE.with_for_update(read=True),
+    "sqlite": _SELECT_ONE,
+}
 _SELECT_ALL = select(_c.key, _c.value).where(*_CLIENT).order_by(_c.key)
 _DELETE_ALL = delete(_t).where(*_CLIENT)
 _DELETE_ONE = delete(_t).where(*_CLIENT, _c.key == bindparam("key"))
@@ -65,6 +71,14 @@ class ConfigRepository:
         """The value of `key`, or `default` when it was never set."""
         key = normalize_config_key(key)
         row = self._db.read(_SELECT_ONE, {**self._key(client_id), "key": key}).first()
+        return default if row is None else row[0]
+
+    def get_for_write(self, client_id: str, key: str, default: Any = None) -> Any:
+        """Like `get`, inside the unit of work's transaction (opening it), with the entry held
+        until it ends: a write that depends on the value cannot race a change of it."""
+        key = normalize_config_key(key)
+        statement = _SELECT_ONE_FOR_WRITE[self._db.dialect_name]
+        row = self._db.write(statement, {**self._key(client_id), "key": key}).first()
         return default if row is None else row[0]
 
     def all(self, client_id: str) -> dict[str, Any]:
