@@ -82,3 +82,15 @@ def test_turning_the_guard_on_waits_for_a_bypassing_move_in_flight(
     with store.unit_of_work(tenant) as uow:
         assert uow.approvals.get("default", "g1").status is MessageStatus.SENT  # type: ignore[union-attr]
         assert uow.config.get("default", "human_in_the_loop") is True
+
+
+def test_export_and_import_report_progress(manager: wastate.StateManager, tmp_path: Path) -> None:
+    """Export reports messages written every thousand and at the end; import, at the end."""
+    for n in range(2500):
+        manager.add_message({"id": f"p{n}"}, MessageStatus.INCOMING)
+    heard: list[int] = []
+    path = manager.export_state(tmp_path / "state.json", progress=heard.append)
+    assert heard == [1000, 2000, 2500]
+    heard.clear()
+    assert manager.import_state(path, progress=heard.append) == 2500
+    assert heard == [2500]

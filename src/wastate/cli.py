@@ -11,13 +11,10 @@ the HTTP routes (`wastate.http`).
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import re
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -399,50 +396,15 @@ def stats(ctx: Context) -> None:
 
 
 def _with_progress(label: str, call: Callable[..., Any], *args: Any) -> Any:
-    """Run `call` under a progress display on stderr.
-
-    When `call` accepts a `progress` callback (items done so far) the bar counts items; else the
-    work runs in a helper thread and the bar shows the elapsed time, so a long export or import
-    is visibly alive.
-    """
-    if "progress" in inspect.signature(call).parameters:
-        with click.progressbar(
-            length=0, label=label, file=sys.stderr, show_pos=True, show_percent=False
-        ) as bar:
-
-            def progress(done: int) -> None:
-                bar.update(max(0, done - bar.pos))
-
-            return call(*args, progress=progress)
-
-    outcome: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            outcome["result"] = call(*args)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread below
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=work, name=f"wastate-{label}", daemon=True)
-    started = time.perf_counter()
-    worker.start()
-
-    def ticks() -> Iterator[float]:
-        while worker.is_alive():
-            worker.join(0.2)
-            yield time.perf_counter() - started
-
+    """Run `call(*args, progress=…)` with a bar on stderr counting the messages it reports."""
     with click.progressbar(
-        ticks(),
-        label=label,
-        file=sys.stderr,
-        item_show_func=lambda elapsed: None if elapsed is None else f"{elapsed:.1f} s",
-    ) as clock:
-        for _ in clock:
-            pass
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["result"]
+        length=0, label=label, file=sys.stderr, show_pos=True, show_percent=False
+    ) as bar:
+
+        def progress(done: int) -> None:
+            bar.update(max(0, done - bar.pos))
+
+        return call(*args, progress=progress)
 
 
 @cli.command("export")
@@ -470,7 +432,7 @@ def import_(ctx: Context, file: str) -> None:
 def backup(ctx: Context, backup_dir: str | None) -> None:
     """Write a timestamped backup (whatsapp_state_backup_YYYYMMDD_HHMMSS.json)."""
     options = {"backup_dir": backup_dir} if backup_dir else {}
-    path = str(ctx.manager(**options).backup_state())
+    path = str(_with_progress("backing up", ctx.manager(**options).backup_state))
     ctx.emit({"backup": path}, f"backup written: {path}")
 
 

@@ -15,6 +15,7 @@ imported naive times (the seed wrote local `datetime.now()`) are taken as UTC.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -47,7 +48,12 @@ from wastate.errors import InvalidInput, SchemaNotReady
 from wastate.store import Store, connect
 from wastate.uow import UnitOfWork
 
-__all__ = ["DEFAULT_STATE_FILE", "MessageStatus", "StateManager"]
+__all__ = ["DEFAULT_STATE_FILE", "MessageStatus", "Progress", "StateManager"]
+
+Progress = Callable[[int], None]
+"""Told how many messages a long export or import has handled so far."""
+
+PROGRESS_EVERY = 1000
 
 DEFAULT_STATE_FILE = "whatsapp_state.json"
 _ACCOUNT_FIELDS = ("number", "name", "platform")
@@ -275,15 +281,21 @@ class StateManager:
             "config": head["config"],
         }
 
-    def export_state(self, output_file: str | os.PathLike[str] | None = None) -> str:
+    def export_state(
+        self,
+        output_file: str | os.PathLike[str] | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> str:
         """Write the state document to `output_file` (default: `state_file`) atomically (temp
         file in the same folder, fsync, rename) from one consistent snapshot, streaming the
-        messages in batches so memory stays flat. Returns the path written."""
+        messages in batches so memory stays flat. `progress(n)` hears how many messages are
+        written so far, every `PROGRESS_EVERY` and at the end. Returns the path written."""
         path = Path(output_file) if output_file is not None else self.state_file
-        _atomic_write(path, self._write_document)
+        _atomic_write(path, functools.partial(self._write_document, progress=progress))
         return str(path)
 
-    def backup_state(self) -> str:
+    def backup_state(self, *, progress: Progress | None = None) -> str:
         """Export to `backup_dir/<state file stem>_backup_YYYYMMDD_HHMMSS.json` (UTC time of the
         store's clock; `_2`, `_3`, … when that name is taken). Returns the path written."""
         stamp = self._now().astimezone(UTC).strftime("%Y%m%d_%H%M%S")
@@ -299,26 +311,33 @@ class StateManager:
                 attempt += 1
                 path = self.backup_dir / f"{base}_{attempt}.json"
         try:
-            _atomic_write(path, self._write_document)
+            _atomic_write(path, functools.partial(self._write_document, progress=progress))
         except BaseException:
             with contextlib.suppress(OSError):
                 path.unlink()
             raise
         return str(path)
 
-    def import_state(self, path: str | os.PathLike[str]) -> int:
+    def import_state(
+        self, path: str | os.PathLike[str], *, progress: Progress | None = None
+    ) -> int:
         """Make this client's state exactly the seed-format document in `path` (session,
         account_info, messages, statistics, config), in one transaction. Idempotent; a corrupt
-        or foreign file raises `InvalidInput` and writes nothing. Returns the message count."""
+        or foreign file raises `InvalidInput` and writes nothing. `progress(n)` hears the
+        message count once it is committed. Returns the message count."""
         document = _load_document(Path(path))
         parsed = _parse_document(document, self.client_id, self._now())
         with self._uow() as uow:
             uow.sessions.replace(parsed.session)
             uow.statistics.replace(self.client_id, parsed.statistics)
             uow.config.replace_all(self.client_id, parsed.config)
-            return uow.approvals.replace_all(self.client_id, parsed.messages)
+            count = uow.approvals.replace_all(self.client_id, parsed.messages)
+        if progress is not None:
+            progress(count)
+        return count
 
-    def _write_document(self, out: IO[str]) -> None:
+    def _write_document(self, out: IO[str], *, progress: Progress | None = None) -> None:
+        written = 0
         with self._uow() as uow:
             uow.approvals.open_snapshot()
             head = _read_head(uow, self.client_id)
@@ -334,12 +353,17 @@ class StateManager:
                     out.write("\n      " if first else ",\n      ")
                     out.write(_dumps(record.as_seed_dict()))
                     first = False
+                    written += 1
+                    if progress is not None and written % PROGRESS_EVERY == 0:
+                        progress(written)
                 out.write("]" if first else "\n    ]")
             out.write('\n  },\n  "statistics": ')
             out.write(_dumps(head["statistics"]))
             out.write(',\n  "config": ')
             out.write(_dumps(head["config"]))
             out.write("\n}\n")
+        if progress is not None:
+            progress(written)
 
 
 # -- helpers ---------------------------------------------------------------------------------
