@@ -21,6 +21,7 @@ from wastate.cache import (
     backend_class,
     open_cache,
 )
+from wastate.cache.base import announcement, read_announcement
 from wastate.cache.memory import MemoryCache
 from wastate.cache.redis import RedisCache
 from wastate.domain.mappings import ConversationMapping, MappingStatus
@@ -117,13 +118,15 @@ def test_redis_cache_tombstones_block_fills_and_reach_subscribers(redis_url: str
         assert listener.connected.wait(5)  # type: ignore[attr-defined]
         key = f"test-key-{time.monotonic_ns()}"
         cache.set_many([(key, b"old")], 10, only_if_absent=True)
-        cache.invalidate([key], tombstone_seconds=5, channel=channel)
+        cache.invalidate(
+            [key], tombstone_seconds=5, announce=(channel, announcement("origin-1", [key]))
+        )
         cache.set_many([(key, b"late fill")], 10, only_if_absent=True)
         assert cache.get(key) == b""
         deadline = time.monotonic() + 5
         while not received and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert received == [key.encode()]
+        assert [read_announcement(message) for message in received] == [("origin-1", [key])]
         assert resets  # subscribing counts as a (re)connect: the near cache starts empty
     finally:
         listener.close()
@@ -137,7 +140,7 @@ def test_redis_fills_keep_taken_keys_and_settle_applies_every_fill_sent(redis_ur
         base = f"test-fill-{time.monotonic_ns()}"
         cache.fill([(f"{base}:a", b"1"), (f"{base}:b", b"2")], 10)
         cache.fill([(f"{base}:a", b"overwritten?")], 10)
-        cache.invalidate([f"{base}:c"], tombstone_seconds=5, channel=None)
+        cache.invalidate([f"{base}:c"], tombstone_seconds=5, announce=None)
         cache.fill([(f"{base}:c", b"late fill")], 10)
         many = [(f"{base}:many:{n}", str(n).encode()) for n in range(300)]
         for item in many:
@@ -218,6 +221,9 @@ def test_a_hit_asks_the_database_nothing(
 ) -> None:
     """Once filled, both directions answer without touching the database."""
     store = make_store(database_url, cache_url)
+    subscription = store.mapping_cache.subscription
+    if subscription is not None:  # its first connect clears the L1: let that happen first
+        assert subscription.connected.wait(5)  # type: ignore[attr-defined]
     with store.unit_of_work(tenant) as uow:
         created = uow.mappings.get_or_create(WA, contact_name="Asha")
     with store.unit_of_work(tenant) as uow:  # created with a name: invalidated, refilled here
@@ -434,6 +440,29 @@ def test_a_close_in_one_store_reaches_another_stores_near_cache(
                 break
         assert time.monotonic() < deadline, "the close never reached the other near cache"
         time.sleep(0.01)
+
+
+def test_a_store_ignores_the_echo_of_its_own_invalidation(
+    make_store: Callable[..., wastate.Store], postgres_url: str, redis_url: str, tenant: str
+) -> None:
+    """Its own announcement, arriving after it refilled the key, leaves its L1 alone; the same
+    announcement from another store clears it."""
+    store = make_store(postgres_url, redis_url, near_cache_ttl_seconds=60)
+    subscription = store.mapping_cache.subscription
+    assert subscription is not None
+    assert subscription.connected.wait(5)  # type: ignore[attr-defined]  # (connecting clears L1)
+    with store.unit_of_work(tenant) as uow:
+        created = uow.mappings.get_or_create(WA)
+    near = store.mapping_cache.near
+    assert near is not None
+    key = store.mapping_cache.keys.forward(tenant, created.wa_id)
+    assert near.get(key) == created
+
+    store.mapping_cache._on_invalidation(announcement(store.mapping_cache.origin, [key]))
+    assert near.get(key) == created
+
+    store.mapping_cache._on_invalidation(announcement("another-store", [key]))
+    assert near.get(key) is None
 
 
 def test_a_lost_invalidation_is_bounded_by_the_near_cache_ttl(

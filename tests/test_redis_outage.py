@@ -207,6 +207,7 @@ def test_the_cache_is_used_again_after_redis_restarts(
     failures = store.mapping_cache.remote.failures
     with store.unit_of_work(tenant) as uow:
         assert uow.mappings.by_wa_id(WA) == known  # a miss that refills Redis
+    store.mapping_cache.settle()  # the fill is sent without waiting for its reply
     calls = count_database_calls(store)
     with store.unit_of_work(tenant) as uow:
         assert uow.mappings.by_wa_id(WA) == known

@@ -23,10 +23,22 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from wastate.settings import Settings
 
-__all__ = ["TOMBSTONE", "Cache", "NullCache", "Subscription"]
+__all__ = ["TOMBSTONE", "Cache", "NullCache", "Subscription", "announcement", "read_announcement"]
 
 TOMBSTONE = b""
 """The value an invalidation leaves behind; readers treat it as a miss."""
+
+
+def announcement(origin: str, keys: Sequence[str]) -> bytes:
+    """The pub/sub message of an invalidation: the sender's origin, then the keys, one a line
+    (escaped keys hold no newline)."""
+    return "\n".join([origin, *keys]).encode()
+
+
+def read_announcement(message: bytes) -> tuple[str, list[str]]:
+    """(origin, keys) of an `announcement`."""
+    origin, *keys = message.decode().split("\n")
+    return origin, keys
 
 
 class Subscription(ABC):
@@ -76,12 +88,16 @@ class Cache(ABC):
         """Return if the backend answers; raise otherwise."""
 
     def invalidate(
-        self, keys: Sequence[str], *, tombstone_seconds: float, channel: str | None
+        self,
+        keys: Sequence[str],
+        *,
+        tombstone_seconds: float,
+        announce: tuple[str, bytes] | None,
     ) -> None:
-        """Replace `keys` by tombstones and tell other processes (`channel`) they changed."""
+        """Replace `keys` by tombstones and publish `announce` (channel, message), if given."""
         self.set_many([(key, TOMBSTONE) for key in keys], tombstone_seconds, only_if_absent=False)
-        if channel is not None:
-            self.publish(channel, "\n".join(keys).encode())
+        if announce is not None:
+            self.publish(*announce)
 
     def publish(self, channel: str, message: bytes) -> None:  # noqa: B027 - optional hook
         """Send `message` to the subscribers of `channel` (no-op for process-local caches)."""

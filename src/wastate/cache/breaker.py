@@ -21,7 +21,7 @@ import logging
 import threading
 from collections.abc import Sequence
 
-from wastate.cache.base import Cache
+from wastate.cache.base import Cache, announcement
 
 __all__ = ["GuardedCache"]
 
@@ -38,6 +38,7 @@ class GuardedCache:
         backend: Cache,
         *,
         channel: str | None,
+        origin: str,
         namespace_pattern: str,
         tombstone_seconds: float,
         retry_seconds: float = 1.0,
@@ -45,6 +46,7 @@ class GuardedCache:
     ) -> None:
         self.backend = backend
         self._channel = channel
+        self._origin = origin
         self._namespace_pattern = namespace_pattern
         self._tombstone_seconds = tombstone_seconds
         self.retry_seconds = retry_seconds
@@ -95,12 +97,17 @@ class GuardedCache:
                 return
         try:
             self.backend.invalidate(
-                keys, tombstone_seconds=self._tombstone_seconds, channel=self._channel
+                keys, tombstone_seconds=self._tombstone_seconds, announce=self._announce(keys)
             )
         except Exception as exc:  # noqa: BLE001 - remember it before the backend is read again
             with self._lock:
                 self._remember(keys)
             self._trip(exc)
+
+    def _announce(self, keys: Sequence[str]) -> tuple[str, bytes] | None:
+        if self._channel is None:
+            return None
+        return self._channel, announcement(self._origin, keys)
 
     @property
     def pending(self) -> int:
@@ -171,7 +178,9 @@ class GuardedCache:
                     self.backend.clear_namespace(self._namespace_pattern)
                 else:
                     self.backend.invalidate(
-                        keys, tombstone_seconds=self._tombstone_seconds, channel=self._channel
+                        keys,
+                        tombstone_seconds=self._tombstone_seconds,
+                        announce=self._announce(keys),
                     )
             except BaseException:
                 with self._lock:

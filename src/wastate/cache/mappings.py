@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import logging
 import random
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from pydantic import ValidationError
 
-from wastate.cache.base import Cache, Subscription
+from wastate.cache.base import Cache, Subscription, read_announcement
 from wastate.cache.breaker import GuardedCache
 from wastate.cache.keys import MappingKeys, escape
 from wastate.cache.near import NearCache
@@ -97,9 +98,13 @@ class MappingCache:
         self.keys = MappingKeys(prefix)
         self.activity = activity
         self.ttl_seconds = ttl_seconds
+        # Tags this store's announcements: its own come back over pub/sub after it has already
+        # applied them (and maybe refilled since), so it ignores them.
+        self.origin = uuid.uuid4().hex
         self.remote = GuardedCache(
             backend,
             channel=self.keys.channel if backend.shared else None,
+            origin=self.origin,
             namespace_pattern=self.keys.namespace_pattern,
             tombstone_seconds=TOMBSTONE_SECONDS,
             retry_seconds=retry_seconds,
@@ -167,8 +172,9 @@ class MappingCache:
             self.remote.invalidate(keys)
 
     def _on_invalidation(self, message: bytes) -> None:
-        if self.near is not None:
-            self.near.discard(message.decode().split("\n"))
+        origin, keys = read_announcement(message)
+        if self.near is not None and origin != self.origin:
+            self.near.discard(keys)
 
     def close(self) -> None:
         """Stop the listener and the probe, close the backend."""

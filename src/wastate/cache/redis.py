@@ -146,15 +146,19 @@ class RedisCache(Cache):
             connection.disconnect()  # type: ignore[no-untyped-call]
 
     def invalidate(
-        self, keys: Sequence[str], *, tombstone_seconds: float, channel: str | None
+        self,
+        keys: Sequence[str],
+        *,
+        tombstone_seconds: float,
+        announce: tuple[str, bytes] | None,
     ) -> None:
         """Tombstones for `keys` and the pub/sub message, in one round trip."""
         milliseconds = max(1, int(tombstone_seconds * 1000))
         pipe = self._client.pipeline(transaction=False)
         for key in keys:
             pipe.set(key, TOMBSTONE, px=milliseconds)
-        if channel is not None:
-            pipe.publish(channel, "\n".join(keys).encode())
+        if announce is not None:
+            pipe.publish(*announce)
         pipe.execute()
 
     def publish(self, channel: str, message: bytes) -> None:
