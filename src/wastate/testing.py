@@ -41,12 +41,12 @@ from typing import Any
 
 from wastate.domain.clock import Clock, utcnow
 from wastate.domain.ids import normalize_tenant_id, normalize_wa_id
+from wastate.domain.maintenance import require_positive_age
 from wastate.domain.mappings import (
     ConversationMapping,
     MappingStatus,
     adds_communication_id,
     normalize_contact_name,
-    require_positive_age,
     validate_communication_id,
     validate_conversation_id,
 )

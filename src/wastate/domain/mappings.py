@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
@@ -15,7 +15,6 @@ __all__ = [
     "MappingStatus",
     "adds_communication_id",
     "normalize_contact_name",
-    "require_positive_age",
     "validate_communication_id",
     "validate_conversation_id",
 ]
@@ -48,13 +47,6 @@ def normalize_contact_name(value: object) -> str | None:
     if len(text) > MAX_CONTACT_NAME_LENGTH:
         raise InvalidInput("contact_name", f"is longer than {MAX_CONTACT_NAME_LENGTH} characters")
     return text or None
-
-
-def require_positive_age(older_than: object) -> timedelta:
-    """A maintenance age: a positive `timedelta` (zero would mean "everything")."""
-    if not isinstance(older_than, timedelta) or older_than <= timedelta(0):
-        raise InvalidInput("older_than", "must be a positive duration")
-    return older_than
 
 
 class MappingStatus(StrEnum):

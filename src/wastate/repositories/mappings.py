@@ -27,16 +27,16 @@ from wastate.db.prepared import Prepared
 from wastate.db.tables import ACTIVE_ONLY, ConversationMappingRow
 from wastate.domain.clock import Clock
 from wastate.domain.ids import normalize_wa_id
+from wastate.domain.maintenance import require_batch_size, require_positive_age
 from wastate.domain.mappings import (
     ConversationMapping,
     MappingStatus,
     adds_communication_id,
     normalize_contact_name,
-    require_positive_age,
     validate_communication_id,
     validate_conversation_id,
 )
-from wastate.errors import Conflict, InvalidInput
+from wastate.errors import Conflict
 from wastate.repositories.base import Database
 from wastate.repositories.upserts import precompiled
 
@@ -137,8 +137,8 @@ def _drain(
     batch_size: int,
 ) -> int:
     require_positive_age(older_than)
-    if limit is not None and limit < 1:
-        raise InvalidInput("limit", "must be at least 1")
+    if limit is not None:
+        require_batch_size(limit)
     done = 0
     while limit is None or done < limit:
         size = batch_size if limit is None else min(batch_size, limit - done)
@@ -338,7 +338,7 @@ class SqlMappingRepository(BatchedMaintenance):
     def touch(self, refreshes: Sequence[tuple[str, datetime]]) -> None:
         """Move `last_activity_at` of the users' active mappings forward (never backwards)."""
         if refreshes:
-            self._db.write(_TOUCH, _touch_rows(self._db.tenant_id, refreshes))
+            self._db.write(_TOUCH, [_touch_row(self._db.tenant_id, w, at) for w, at in refreshes])
 
     def expire_batch(self, older_than: timedelta, *, limit: int) -> list[ConversationMapping]:
         """Expire up to `limit` active mappings idle for longer than `older_than`."""
@@ -417,8 +417,8 @@ _TOUCH = (
 )
 
 
-def _touch_rows(tenant_id: str, refreshes: Sequence[tuple[str, datetime]]) -> list[dict[str, Any]]:
-    return [{"b_tenant_id": tenant_id, "b_wa_id": wa_id, "b_at": at} for wa_id, at in refreshes]
+def _touch_row(tenant_id: str, wa_id: str, at: datetime) -> dict[str, Any]:
+    return {"b_tenant_id": tenant_id, "b_wa_id": wa_id, "b_at": at}
 
 
 class ActivityWriter:
@@ -497,10 +497,7 @@ class ActivityWriter:
                 self._in_flight = {}
 
     def _write(self, batch: dict[tuple[str, str], datetime]) -> int:
-        rows = [
-            {"b_tenant_id": tenant, "b_wa_id": wa_id, "b_at": at}
-            for (tenant, wa_id), at in batch.items()
-        ]
+        rows = [_touch_row(tenant, wa_id, at) for (tenant, wa_id), at in batch.items()]
         try:
             with self._engine.connect() as connection:
                 connection.exec_driver_sql(self._begin)

@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from sqlalchemy import (
     BigInteger,
+    Delete,
     Row,
     String,
     Table,
@@ -61,6 +62,7 @@ from wastate.db.tables import (
 )
 from wastate.domain.clock import as_utc
 from wastate.domain.ids import normalize_wa_id, require_external_id
+from wastate.domain.maintenance import require_batch_size, require_positive_age
 from wastate.domain.messages import (
     STATUS_RANK,
     DeliveryStatus,
@@ -668,23 +670,23 @@ _CURSOR = select(_T.c.created_at, _T.c.id).where(
     _T.c.tenant_id == _tenant, _T.c.id == _resolve_one()
 )
 
-_purge_ids = (
-    select(_P.c.id)
-    .where(_P.c.tenant_id == _tenant, _P.c.recorded_at < bindparam("cutoff", type_=UTCDateTime()))
-    .order_by(_P.c.recorded_at)
-    .limit(bindparam("limit"))
-    .scalar_subquery()
-)
-_PURGE_PENDING = delete(_P).where(_P.c.tenant_id == _tenant, _P.c.id.in_(_purge_ids))
-_old_message_ids = (
-    select(_T.c.id)
-    .where(_T.c.tenant_id == _tenant, _T.c.created_at < bindparam("cutoff", type_=UTCDateTime()))
-    .order_by(_T.c.created_at)
-    .limit(bindparam("limit"))
-    .scalar_subquery()
-)
+
+def _purge_oldest(table: Table, time_column: str) -> Delete:
+    """Delete the tenant's rows whose `time_column` is before :cutoff, oldest first, :limit."""
+    moment = table.c[time_column]
+    oldest = (
+        select(table.c.id)
+        .where(table.c.tenant_id == _tenant, moment < bindparam("cutoff", type_=UTCDateTime()))
+        .order_by(moment)
+        .limit(bindparam("limit"))
+        .scalar_subquery()
+    )
+    return delete(table).where(table.c.tenant_id == _tenant, table.c.id.in_(oldest))
+
+
+_PURGE_PENDING = _purge_oldest(_P, "recorded_at")
 # The status history goes with its message (ON DELETE CASCADE).
-_PURGE = delete(_T).where(_T.c.tenant_id == _tenant, _T.c.id.in_(_old_message_ids))
+_PURGE = _purge_oldest(_T, "created_at")
 
 
 # --------------------------------------------------------------------------- conversions
@@ -1278,9 +1280,10 @@ class MessageRepository:
     def purge(self, older_than: timedelta, *, limit: int = 1000) -> int:
         """Delete up to `limit` tracked messages created more than `older_than` ago, oldest
         first, with their status history; how many."""
-        cutoff = self._db.now() - _positive_age(older_than)
+        cutoff = self._db.now() - require_positive_age(older_than)
         result = self._db.write(
-            _PURGE, {"tenant": self._db.tenant_id, "cutoff": cutoff, "limit": _batch(limit)}
+            _PURGE,
+            {"tenant": self._db.tenant_id, "cutoff": cutoff, "limit": require_batch_size(limit)},
         )
         return int(result.rowcount)
 
@@ -1288,28 +1291,17 @@ class MessageRepository:
         """Delete up to `limit` parked events recorded more than `older_than` ago; how many."""
         if not isinstance(older_than, timedelta) or older_than < timedelta(0):
             raise InvalidInput("older_than", "must be a non-negative timedelta")
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-            raise InvalidInput("limit", "must be a positive integer")
         cutoff = self._db.now() - older_than
-        result = self._db.write(
-            _PURGE_PENDING, {"tenant": self._db.tenant_id, "cutoff": cutoff, "limit": limit}
-        )
+        params = {
+            "tenant": self._db.tenant_id,
+            "cutoff": cutoff,
+            "limit": require_batch_size(limit),
+        }
+        result = self._db.write(_PURGE_PENDING, params)
         return int(result.rowcount)
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _positive_age(older_than: object) -> timedelta:
-    if not isinstance(older_than, timedelta) or older_than <= timedelta(0):
-        raise InvalidInput("older_than", "must be a positive timedelta")
-    return older_than
-
-
-def _batch(limit: object) -> int:
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise InvalidInput("limit", "must be a positive integer")
-    return limit
 
 
 def _insert_values(item: NewMessage, now: datetime) -> dict[str, Any]:
