@@ -1,6 +1,8 @@
 """A hypothesis state machine over the mapping repository: the same operations run in four
 lanes — no cache, memory cache with L1, Redis with L1, Redis without L1 — against a plain-Python
-model, with commits, rollbacks, FLUSHDB and a paused (unreachable) Redis mixed in.
+model, with commits, rollbacks, FLUSHDB, a paused (unreachable) Redis, caught conflicts (the unit
+of work goes on and commits later) and, on PostgreSQL, connections killed at COMMIT (the outcome
+is unknown to the caller) mixed in.
 
 Checked after every step: each lane answers exactly what the model says (identity fields:
 conversation id, wa_id, status, contact name, communication id), so all lanes agree; forward and
@@ -33,7 +35,7 @@ from test_redis_outage import RedisServer
 
 import wastate
 from wastate.domain.mappings import ConversationMapping
-from wastate.errors import Conflict
+from wastate.errors import Conflict, ServiceUnavailable
 from wastate.migrations import migrate
 
 pytestmark = pytest.mark.slow
@@ -97,7 +99,10 @@ def _normalise(name: str | None) -> str | None:
 
 
 def make_machine(
-    lanes: list[Lane], clock: FakeClock, server: RedisServer
+    lanes: list[Lane],
+    clock: FakeClock,
+    server: RedisServer,
+    kill: Callable[[int], None] | None = None,
 ) -> type[RuleBasedStateMachine]:
     admin = server.client()
 
@@ -162,12 +167,9 @@ def make_machine(
             return outcomes
 
         def conflicted(self, outcomes: list[tuple[Lane, Any]]) -> bool:
-            if isinstance(outcomes[0][1], Conflict):
-                # A failed write may leave the transaction aborted (PostgreSQL): roll back,
-                # as a caller would.
-                self.rollback()
-                return True
-            return False
+            # A caught Conflict changes nothing and leaves the unit of work usable: the model's
+            # pending writes stay, to be committed or rolled back by later steps.
+            return isinstance(outcomes[0][1], Conflict)
 
         # -- rules ------------------------------------------------------------------------------
 
@@ -311,6 +313,21 @@ def make_machine(
             self.committed = self.pending
             self.write()
 
+        @precondition(lambda self: kill is not None)
+        @rule()
+        def connection_dies_at_commit(self) -> None:
+            """The server goes away just before COMMIT: the caller cannot know the outcome
+            (here: not committed), so nothing the unit of work touched may stay cached."""
+            assert kill is not None
+            for lane in lanes:
+                if not lane.uow.in_transaction:
+                    lane.uow.commit()  # nothing written: nothing to lose
+                    continue
+                kill(lane.uow._db._driver().info.backend_pid)
+                with pytest.raises(ServiceUnavailable):
+                    lane.uow.commit()
+            self.pending = [dataclasses.replace(r) for r in self.committed]
+
         @rule()
         def rollback(self) -> None:
             for lane in lanes:
@@ -424,6 +441,7 @@ def test_mappings_agree_with_the_model_with_the_cache_on_off_flushed_or_down(
     lane_databases: Callable[[str], list[str]],
     redis_server: RedisServer,
     make_store: Callable[..., wastate.Store],
+    request: pytest.FixtureRequest,
 ) -> None:
     """Every lane answers what the model says, whatever the cache does; caches hold no lie."""
     clock = FakeClock()
@@ -441,7 +459,11 @@ def test_mappings_agree_with_the_model_with_the_cache_on_off_flushed_or_down(
     ]
     for lane in lanes:
         lane.store.mapping_cache.remote.retry_seconds = 0.05
-    machine = make_machine(lanes, clock, redis_server)
+    kill = None
+    if kind == "postgresql":
+        admin: Callable[[str], None] = request.getfixturevalue("postgres_admin")
+        kill = lambda pid: admin(f"SELECT pg_terminate_backend({int(pid)})")  # noqa: E731
+    machine = make_machine(lanes, clock, redis_server, kill)
     examples = int(os.environ.get("SM_EXAMPLES", "60"))  # bounded: a shared 2-core machine
     run_state_machine_as_test(
         machine, settings=settings(max_examples=examples, stateful_step_count=40, deadline=None)

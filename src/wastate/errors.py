@@ -4,7 +4,8 @@ Every error wastate raises on purpose is a `WastateError`. Callers catch the fam
 `InvalidInput` (also a `ValueError`) for bad arguments, `NotFound`, `Conflict` for a write that
 would break a uniqueness rule, `InvalidTransition` for a lifecycle move the transition table
 forbids, `ConfigurationError` for bad settings, `ServiceUnavailable` when the database cannot be
-reached. Database errors are translated by SQLSTATE in `wastate.db.errors`, never by message text.
+reached, `TransactionAborted` when a unit of work's transaction ended without committing.
+Database errors are translated by SQLSTATE in `wastate.db.errors`, never by message text.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ __all__ = [
     "NotFound",
     "SchemaNotReady",
     "ServiceUnavailable",
+    "TransactionAborted",
     "WastateError",
 ]
 
@@ -66,3 +68,10 @@ class ServiceUnavailable(WastateError):
 
 class SchemaNotReady(WastateError):
     """The database has no wastate schema, or an older one: run `wastate migrate`."""
+
+
+class TransactionAborted(WastateError):
+    """The unit of work's transaction was rolled back before it could commit; nothing of it was
+    committed. Raised by every later statement and by `commit()` (so by a clean exit of the `with`
+    block) until `rollback()` acknowledges it: a unit of work never reports success for writes
+    that were lost."""

@@ -137,8 +137,11 @@ class FakeUnitOfWork:
         """Roll back anything uncommitted."""
         self.rollback()
 
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        """Run `callback` once the current transaction commits (at once if none is open)."""
+    def after_commit(
+        self, callback: Callable[[], None], if_unknown: Callable[[], None] | None = None
+    ) -> None:
+        """Run `callback` once the current transaction commits (at once if none is open); a fake
+        commit always has a known outcome, so `if_unknown` never runs."""
         if self._working is not None:
             self._after_commit.append(callback)
         else:

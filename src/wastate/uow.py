@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 from sqlalchemy import Connection, CursorResult, Executable
@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from wastate.db.errors import translate_db_error
 from wastate.db.prepared import Prepared
 from wastate.domain.ids import normalize_tenant_id
-from wastate.errors import ServiceUnavailable
+from wastate.errors import ServiceUnavailable, TransactionAborted, WastateError
 from wastate.repositories.api_keys import ApiKeyRepository
 from wastate.repositories.approvals import ApprovalRepository
 from wastate.repositories.base import Params
@@ -40,8 +40,30 @@ __all__ = ["UnitOfWork"]
 log = logging.getLogger(__name__)
 
 
-def _translated(exc: DBAPIError) -> Exception:
-    return translate_db_error(exc) or exc
+_SAVEPOINT = "wastate_call"
+_ROLLBACK_TO = f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}"
+
+# What the outermost repository call in progress has done to the transaction.
+_CALL_IDLE = 0  # no statement in a transaction yet: a failure has nothing to undo
+_CALL_BEGAN = 1  # it opened the transaction: a failure rolls the whole (call-only) transaction back
+_CALL_SAVEPOINT = 2  # it runs under the call savepoint: a failure rolls back to it
+
+_T = TypeVar("_T")
+_Callback = Callable[[], None]
+
+
+def _broken(exc: BaseException, connection: Connection | None) -> bool:
+    """True when `exc` means the connection itself is gone (the server's state is unknown)."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        return _broken(exc.orig, connection) if exc.orig is not None else False
+    if not isinstance(exc, psycopg.Error):
+        return False
+    driver = None if connection is None else connection.connection.driver_connection
+    if isinstance(driver, psycopg.Connection) and (driver.broken or driver.closed):
+        return True
+    return isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None
 
 
 class _TenantDatabase:
@@ -50,15 +72,31 @@ class _TenantDatabase:
     On PostgreSQL the transaction verbs and the prepared statements go straight to the psycopg
     connection (SQLAlchemy's execution layer costs as much as half a round trip), and the first
     write of a transaction travels in one pipeline with its `BEGIN`.
+
+    A repository call (`begin_call`/`end_call`, see `wastate.repositories.base.atomic`) is all or
+    nothing, on PostgreSQL exactly as on SQLite: inside an open transaction its first statement is
+    preceded by `SAVEPOINT` (in the same pipeline, so no extra round trip on the prepared path),
+    and a failure rolls back to it, so a caught `WastateError` leaves every earlier write intact.
+    A call that opened the transaction needs no savepoint: its failure rolls the transaction back.
+    A statement that fails inside a transaction outside any call, or a connection lost inside
+    one, aborts the unit of work: every later statement and `commit()` raise `TransactionAborted`
+    until `rollback()`. `COMMIT` is checked (PostgreSQL answers an aborted transaction's COMMIT
+    with ROLLBACK, not an error); one whose outcome is unknown raises and invalidates the cache
+    entries the unit of work touched instead of filling them.
     """
 
     __slots__ = (
+        "_aborted",
         "_after_commit",
+        "_call",
+        "_call_mark",
         "_clock",
         "_connection",
+        "_depth",
         "_engine",
         "_in_transaction",
         "_on_postgresql",
+        "_savepoint_open",
         "dialect_name",
         "tenant_id",
     )
@@ -71,7 +109,13 @@ class _TenantDatabase:
         self._on_postgresql = self.dialect_name == "postgresql"
         self._connection: Connection | None = None
         self._in_transaction = False
-        self._after_commit: list[Callable[[], None]] = []
+        # (callback after COMMIT, callback when COMMIT's outcome is unknown)
+        self._after_commit: list[tuple[_Callback, _Callback | None]] = []
+        self._depth = 0  # nesting of repository calls
+        self._call = _CALL_IDLE
+        self._call_mark = 0  # len(_after_commit) when the outermost call began
+        self._savepoint_open = False  # the call savepoint exists in the open transaction
+        self._aborted: BaseException | None = None  # why the transaction was lost
 
     @property
     def in_transaction(self) -> bool:
@@ -79,6 +123,8 @@ class _TenantDatabase:
 
     def now(self) -> datetime:
         return self._clock()
+
+    # -- connection ----------------------------------------------------------------------------
 
     def _conn(self) -> Connection:
         connection = self._connection
@@ -93,118 +139,269 @@ class _TenantDatabase:
         driver: psycopg.Connection[Any] = self._conn().connection.driver_connection  # type: ignore[assignment]
         return driver
 
-    def _driver_failed(self, exc: psycopg.Error) -> Exception:
-        """Translate a driver error; a broken connection is never handed back to the pool."""
-        connection = self._connection
-        if connection is not None and (
-            isinstance(exc, psycopg.OperationalError)
-            or connection.connection.driver_connection.closed  # type: ignore[union-attr]
-        ):
-            connection.invalidate()
-            self._connection = None
-            self._in_transaction = False
-        return translate_db_error(exc) or exc
+    def _discard_connection(self) -> None:
+        """Never hand a broken connection back to the pool."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.invalidate()
+                connection.close()
+            except Exception:  # already gone: nothing else to release
+                log.debug("discarding a broken connection failed", exc_info=True)
 
-    def _begin(self) -> None:
-        if self._on_postgresql:
-            self._driver().execute("BEGIN")
-        else:
+    def _send(self, verbs: Sequence[str]) -> None:
+        """Transaction-control statements, in one round trip."""
+        if not verbs:
+            return
+        if not self._on_postgresql:
+            connection = self._conn()
+            for verb in verbs:
+                connection.exec_driver_sql(verb)
+            return
+        driver = self._driver()
+        if len(verbs) == 1:
+            driver.execute(verbs[0])
+            return
+        with driver.pipeline():
+            for verb in verbs:
+                driver.execute(verb)
+
+    # -- repository calls ----------------------------------------------------------------------
+
+    def begin_call(self) -> None:
+        self._depth += 1
+        if self._depth == 1:
+            self._call = _CALL_IDLE
+            self._call_mark = len(self._after_commit)
+
+    def end_call(self, *, failed: bool) -> None:
+        self._depth -= 1
+        if self._depth:
+            return
+        call, self._call = self._call, _CALL_IDLE
+        if not failed or self._aborted is not None or not self._in_transaction:
+            return
+        del self._after_commit[self._call_mark :]
+        if call == _CALL_BEGAN:
+            self.rollback()
+        elif call == _CALL_SAVEPOINT:
+            try:
+                self._send((_ROLLBACK_TO,))
+            except (DBAPIError, psycopg.Error) as exc:
+                self._abort(exc)
+
+    # -- statements ----------------------------------------------------------------------------
+
+    def _prologue(self, *, write: bool) -> list[str]:
+        """The transaction verbs the next statement needs first; updates the state for them."""
+        if not self._in_transaction:
+            if not write:
+                return []
+            self._in_transaction = True
+            if self._depth:
+                self._call = _CALL_BEGAN
             # SQLite: take the write lock up front, so concurrent writers wait (busy_timeout)
             # instead of failing when a read lock cannot be upgraded.
-            self._conn().exec_driver_sql("BEGIN IMMEDIATE")
-        self._in_transaction = True
+            return ["BEGIN" if self._on_postgresql else "BEGIN IMMEDIATE"]
+        if not self._depth or self._call != _CALL_IDLE:
+            return []
+        self._call = _CALL_SAVEPOINT
+        if self._savepoint_open:  # keep one savepoint level, not one per call
+            return [f"RELEASE SAVEPOINT {_SAVEPOINT}", f"SAVEPOINT {_SAVEPOINT}"]
+        self._savepoint_open = True
+        return [f"SAVEPOINT {_SAVEPOINT}"]
 
-    def _end(self, verb: str) -> None:
-        if self._on_postgresql:
-            self._driver().execute(verb)
-        else:
-            self._conn().exec_driver_sql(verb)
+    def _run(self, step: Callable[[list[str]], _T], *, write: bool) -> _T:
+        """Run one statement (`step` sends `verbs` first) under the unit of work's rules.
+
+        A connection found dead when no transaction was open (a pooled connection the server
+        closed while idle) is replaced and the statement retried once: nothing can have been
+        committed on it.
+        """
+        for attempt in (1, 2):
+            self._refuse_if_aborted()
+            self._conn()
+            had_transaction = self._in_transaction
+            verbs = self._prologue(write=write)
+            try:
+                return step(verbs)
+            except (DBAPIError, psycopg.Error) as exc:
+                broken = _broken(exc, self._connection)
+                self._failed(exc, had_transaction, broken=broken)
+                if not broken:
+                    raise (translate_db_error(exc) or _unexpected(exc)) from exc
+                if had_transaction:
+                    raise ServiceUnavailable(
+                        "the database connection was lost inside a transaction: nothing of this"
+                        " unit of work was committed"
+                    ) from exc
+                if attempt == 2:
+                    raise ServiceUnavailable(f"database connection lost: {exc}") from exc
+                log.warning("a pooled database connection was dead; retrying on a new one")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _refuse_if_aborted(self) -> None:
+        if self._aborted is not None:
+            raise TransactionAborted(
+                "an earlier failure rolled this unit of work's transaction back; call rollback()"
+                " and redo its work"
+            ) from self._aborted
+
+    def _failed(self, exc: BaseException, had_transaction: bool, *, broken: bool) -> None:
+        """Bring the state in line with a statement that raised `exc`."""
+        if broken:
+            self._discard_connection()
+            if had_transaction:
+                self._abort(exc)
+            else:
+                self._reset_transaction()
+        elif not had_transaction:
+            if self._in_transaction:  # the statement that opened the transaction failed
+                self.rollback()
+        elif not self._depth:  # outside a call nothing smaller than the transaction can be undone
+            self._abort(exc)
+        # else: the failed call is undone by `end_call`
+
+    def _abort(self, cause: BaseException) -> None:
+        """The transaction is lost: roll back what is left, refuse everything until rollback()."""
+        self.rollback()
+        self._aborted = cause
+
+    def _reset_transaction(self) -> None:
+        self._in_transaction = False
+        self._savepoint_open = False
+        self._after_commit.clear()
+        if self._call == _CALL_BEGAN:
+            self._call = _CALL_IDLE
 
     def first(self, query: Prepared, params: dict[str, Any]) -> Sequence[Any] | None:
         if not self._on_postgresql:
             return self.read(query.statement, params).first()
-        sql, constants = query.compiled(self._engine.dialect)
-        try:
-            cursor = self._driver().execute(sql, {**constants, **params}, prepare=True)
-            return cursor.fetchone()
-        except psycopg.Error as exc:
-            raise self._driver_failed(exc) from exc
+        return self._run(self._prepared(query, params), write=False)
 
     def write_first(self, query: Prepared, params: dict[str, Any]) -> Sequence[Any] | None:
         if not self._on_postgresql:
             return self.write(query.statement, params).first()
+        return self._run(self._prepared(query, params), write=True)
+
+    def _prepared(
+        self, query: Prepared, params: dict[str, Any]
+    ) -> Callable[[list[str]], Sequence[Any] | None]:
         sql, constants = query.compiled(self._engine.dialect)
-        try:
+        arguments = {**constants, **params}
+
+        def step(verbs: list[str]) -> Sequence[Any] | None:
             driver = self._driver()
-            if self._in_transaction:
-                return driver.execute(sql, {**constants, **params}, prepare=True).fetchone()
-            with driver.pipeline():  # BEGIN and the statement in one round trip
-                driver.execute("BEGIN")
-                self._in_transaction = True
-                cursor = driver.execute(sql, {**constants, **params}, prepare=True)
-            # Fetched after the pipeline's one sync: fetching inside it would sync twice.
+            if not verbs:
+                return driver.execute(sql, arguments, prepare=True).fetchone()
+            with driver.pipeline():  # the verbs and the statement in one round trip
+                for verb in verbs:
+                    driver.execute(verb)
+                cursor = driver.execute(sql, arguments, prepare=True)
+            # Fetched after the pipeline's one sync: fetching inside it synced twice.
             return cursor.fetchone()
-        except psycopg.Error as exc:
-            raise self._driver_failed(exc) from exc
+
+        return step
 
     def read(self, statement: Executable, params: Params = None) -> CursorResult[Any]:
-        try:
-            return self._conn().execute(statement, params)
-        except DBAPIError as exc:
-            raise _translated(exc) from exc
+        return self._run(lambda verbs: self._core(verbs, statement, params), write=False)
 
     def write(self, statement: Executable, params: Params = None) -> CursorResult[Any]:
-        try:
-            if not self._in_transaction:
-                self._begin()
-            return self._conn().execute(statement, params)
-        except DBAPIError as exc:
-            raise _translated(exc) from exc
-        except psycopg.Error as exc:
-            raise self._driver_failed(exc) from exc
+        return self._run(lambda verbs: self._core(verbs, statement, params), write=True)
 
-    def after_commit(self, callback: Callable[[], None]) -> None:
+    def _core(self, verbs: list[str], statement: Executable, params: Params) -> CursorResult[Any]:
+        self._send(verbs)
+        return self._conn().execute(statement, params)
+
+    # -- the end of a transaction --------------------------------------------------------------
+
+    def after_commit(self, callback: _Callback, if_unknown: _Callback | None = None) -> None:
         if self._in_transaction:
-            self._after_commit.append(callback)
+            self._after_commit.append((callback, if_unknown))
         else:
             _run_quietly(callback)
 
     def commit(self) -> None:
+        if self._aborted is not None:
+            cause = self._aborted
+            self.rollback()
+            raise TransactionAborted(
+                "this unit of work's transaction was rolled back before it could commit:"
+                " nothing of it was committed"
+            ) from cause
         if self._in_transaction:
-            try:
-                self._end("COMMIT")
-            except (DBAPIError, psycopg.Error) as exc:
-                self.rollback()
-                if isinstance(exc, DBAPIError):
-                    raise _translated(exc) from exc
-                raise self._driver_failed(exc) from exc
-            self._in_transaction = False
+            self._commit()
         callbacks, self._after_commit = self._after_commit, []
-        for callback in callbacks:
+        for callback, _ in callbacks:
             _run_quietly(callback)
 
-    def rollback(self) -> None:
-        self._after_commit.clear()
-        if not self._in_transaction:
-            return
+    def _commit(self) -> None:
+        try:
+            if self._on_postgresql:
+                committed = self._driver().execute("COMMIT").statusmessage == "COMMIT"
+            else:
+                connection = self._conn()
+                # SQLite rolls a transaction back by itself on some errors (full disk, I/O).
+                sqlite = connection.connection.driver_connection
+                committed = bool(getattr(sqlite, "in_transaction", True))
+                if committed:
+                    connection.exec_driver_sql("COMMIT")
+                else:
+                    self._send(("ROLLBACK",))
+        except (DBAPIError, psycopg.Error) as exc:
+            # The outcome may be unknown: what the transaction touched is invalidated, never
+            # filled, and the caller hears of it.
+            unknown = [if_unknown for _, if_unknown in self._after_commit if if_unknown]
+            broken = _broken(exc, self._connection)
+            if broken:
+                self._discard_connection()
+                self._reset_transaction()
+            else:
+                self.rollback()
+            for callback in unknown:
+                _run_quietly(callback)
+            if broken:
+                raise ServiceUnavailable(
+                    "the database connection was lost during COMMIT: whether the unit of work"
+                    " committed is unknown"
+                ) from exc
+            raise (translate_db_error(exc) or _unexpected(exc)) from exc
+        if not committed:
+            self._reset_transaction()
+            raise TransactionAborted(
+                "the database rolled the transaction back instead of committing it:"
+                " nothing of this unit of work was committed"
+            )
         self._in_transaction = False
-        connection = self._connection
-        if connection is None:
+        self._savepoint_open = False
+
+    def rollback(self) -> None:
+        self._aborted = None
+        if not self._in_transaction:
+            self._after_commit.clear()
+            return
+        self._reset_transaction()
+        if self._connection is None:
             return
         try:
-            self._end("ROLLBACK")
+            self._send(("ROLLBACK",))
         except (DBAPIError, psycopg.Error):
             # The connection is broken; the server has rolled back already. Never reuse it.
             log.warning("rollback failed; discarding the connection", exc_info=True)
-            connection.invalidate()
-            self._connection = None
+            self._discard_connection()
 
     def close(self) -> None:
-        if self._in_transaction:
-            self.rollback()
+        self.rollback()
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()
+
+
+def _unexpected(exc: BaseException) -> WastateError:
+    """A database error with no wastate meaning: still a `WastateError` for the caller."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None) or "?"
+    return ServiceUnavailable(f"the database refused the statement ({type(orig).__name__} {code})")
 
 
 def _run_quietly(callback: Callable[[], None]) -> None:
@@ -268,9 +465,12 @@ class UnitOfWork:
         """Roll back anything uncommitted and return the connection to the pool."""
         self._db.close()
 
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        """Run `callback` once the current transaction commits (at once if none is open)."""
-        self._db.after_commit(callback)
+    def after_commit(
+        self, callback: Callable[[], None], if_unknown: Callable[[], None] | None = None
+    ) -> None:
+        """Run `callback` once the current transaction commits (at once if none is open), or
+        `if_unknown` instead if COMMIT's outcome cannot be known (the connection was lost)."""
+        self._db.after_commit(callback, if_unknown)
 
     @property
     def mappings(self) -> MappingRepository:

@@ -21,6 +21,7 @@ decorator still runs (activity is recorded the same way) and only the database a
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import uuid
@@ -400,10 +401,15 @@ class CachedMappingRepository(BatchedMaintenance):
         if not self._cache.enabled:
             return
         cache, prefix = self._cache, self._prefix
-        self._db.after_commit(lambda: cache.store(mapping, prefix, generation))
+        # If COMMIT's outcome is unknown, the row may differ from what this unit of work saw.
+        self._db.after_commit(
+            lambda: cache.store(mapping, prefix, generation),
+            lambda: cache.invalidate(self._keys_of([mapping])),
+        )
 
     def _changed(self, keys: list[str]) -> None:
         if self._db.in_transaction:
             self._dirty = True
         cache = self._cache
-        self._db.after_commit(lambda: cache.invalidate(keys))
+        invalidate = functools.partial(cache.invalidate, keys)
+        self._db.after_commit(invalidate, invalidate)

@@ -25,7 +25,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from wastate.db.tables import ApiKey
 from wastate.domain.ids import normalize_tenant_id
 from wastate.errors import InvalidInput
-from wastate.repositories.base import Database
+from wastate.repositories.base import Database, atomic
 
 __all__ = [
     "TOKEN_PREFIX",
@@ -143,6 +143,7 @@ class ApiKeyRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    @atomic
     def create(self, *, label: str | None = None) -> IssuedApiKey:
         """Issue a new key for this tenant; the answer holds the only copy of its token."""
         if label is not None and len(label) > _MAX_LABEL:
@@ -179,6 +180,7 @@ class ApiKeyRepository:
         rows = self._db.read(_LIST, {"tenant_id": self._db.tenant_id})
         return [_record(row) for row in rows]
 
+    @atomic
     def revoke(self, key_id: str) -> ApiKeyRecord | None:
         """Revoke `key_id` (idempotent: revoking twice keeps the first time); None if unknown."""
         params = {"b_tenant_id": self._db.tenant_id, "b_key_id": key_id, "b_now": self._db.now()}

@@ -42,7 +42,7 @@ from wastate.domain.lifecycle import (
     parse_message_status,
 )
 from wastate.errors import InvalidInput
-from wastate.repositories.base import Database
+from wastate.repositories.base import Database, atomic
 from wastate.repositories.config import ConfigRepository
 from wastate.repositories.statistics import StatisticsRepository
 from wastate.repositories.upserts import precompiled
@@ -184,6 +184,7 @@ class ApprovalRepository:
     def _key(self, client_id: str) -> dict[str, Any]:
         return {"tenant_id": self._db.tenant_id, "client_id": client_id}
 
+    @atomic
     def add(self, client_id: str, message_data: object, status: MessageStatus | str) -> bool:
         """Add the caller's message dict in `status`, counting one entry into it.
 
@@ -208,6 +209,7 @@ class ApprovalRepository:
         self._statistics.record_entry(client_id, status, now)
         return True
 
+    @atomic
     def move(
         self,
         client_id: str,
@@ -328,6 +330,7 @@ class ApprovalRepository:
             for source, target, at, why in rows
         ]
 
+    @atomic
     def clear(self, client_id: str, status: MessageStatus | str | None = None) -> int:
         """Delete the messages in `status` (every status when None) with their history;
         statistics are kept. Returns how many were deleted."""
@@ -338,6 +341,7 @@ class ApprovalRepository:
             result = self._db.write(_CLEAR_BUCKET, {**self._key(client_id), "bucket": bucket.value})
         return int(result.rowcount)
 
+    @atomic
     def replace_all(self, client_id: str, records: Iterable[ApprovalRecord]) -> int:
         """Make the messages of `client_id` exactly `records` (import), inserted in batches and
         in the given order. Counts no statistics and records no history: an import restores

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from wastate.db.tables import ConfigEntry
 from wastate.domain.lifecycle import json_value, normalize_config_key
 from wastate.errors import InvalidInput
-from wastate.repositories.base import Database
+from wastate.repositories.base import Database, atomic
 from wastate.repositories.upserts import precompiled
 
 __all__ = ["ConfigRepository"]
@@ -73,6 +73,7 @@ class ConfigRepository:
         row = self._db.read(_SELECT_ONE, {**self._key(client_id), "key": key}).first()
         return default if row is None else row[0]
 
+    @atomic
     def get_for_write(self, client_id: str, key: str, default: Any = None) -> Any:
         """Like `get`, inside the unit of work's transaction (opening it), with the entry held
         until it ends: a write that depends on the value cannot race a change of it."""
@@ -85,10 +86,12 @@ class ConfigRepository:
         """Every entry of `client_id`, by key."""
         return {str(key): value for key, value in self._db.read(_SELECT_ALL, self._key(client_id))}
 
+    @atomic
     def set(self, client_id: str, key: str, value: Any) -> None:
         """Set `key` to `value` (any JSON value)."""
         self.update(client_id, {key: value})
 
+    @atomic
     def update(self, client_id: str, updates: Mapping[str, Any]) -> None:
         """Set several keys in one statement; every key and value is checked first."""
         if not isinstance(updates, Mapping):
@@ -106,12 +109,14 @@ class ConfigRepository:
         if rows:
             self._db.write(self._upsert, rows)
 
+    @atomic
     def delete(self, client_id: str, key: str) -> bool:
         """Remove `key`; True if it existed."""
         key = normalize_config_key(key)
         result = self._db.write(_DELETE_ONE, {**self._key(client_id), "key": key})
         return result.rowcount > 0
 
+    @atomic
     def replace_all(self, client_id: str, entries: Mapping[str, Any]) -> None:
         """Make the entries of `client_id` exactly `entries` (import)."""
         if not isinstance(entries, Mapping):

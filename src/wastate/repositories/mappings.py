@@ -37,7 +37,7 @@ from wastate.domain.mappings import (
     validate_conversation_id,
 )
 from wastate.errors import Conflict
-from wastate.repositories.base import Database
+from wastate.repositories.base import Database, atomic
 from wastate.repositories.upserts import precompiled
 
 __all__ = [
@@ -265,6 +265,7 @@ class SqlMappingRepository(BatchedMaintenance):
         self._db = db
         self._insert = _INSERTS[db.dialect_name]
 
+    @atomic
     def get_or_create(self, wa_id: str, *, contact_name: str | None = None) -> ConversationMapping:
         """The user's active mapping, created (with a new conversation id) if there is none."""
         key = normalize_wa_id(wa_id)
@@ -294,6 +295,7 @@ class SqlMappingRepository(BatchedMaintenance):
         row = self._db.first(_BY_CONVERSATION, params)
         return None if row is None else to_mapping(row)
 
+    @atomic
     def correlate(
         self, wa_id: str, conversation_id: str, communication_id: str | None = None
     ) -> ConversationMapping:
@@ -325,6 +327,7 @@ class SqlMappingRepository(BatchedMaintenance):
                 return to_mapping(updated)
         raise Conflict(f"wa_id {key}: the active mapping kept changing; try again")
 
+    @atomic
     def close(self, wa_id: str) -> ConversationMapping | None:
         """Close the user's active mapping; None if there was none."""
         params = {
@@ -335,11 +338,13 @@ class SqlMappingRepository(BatchedMaintenance):
         row = self._db.write(_CLOSE.returning(*_COLUMNS), params).first()
         return None if row is None else to_mapping(row)
 
+    @atomic
     def touch(self, refreshes: Sequence[tuple[str, datetime]]) -> None:
         """Move `last_activity_at` of the users' active mappings forward (never backwards)."""
         if refreshes:
             self._db.write(_TOUCH, [_touch_row(self._db.tenant_id, w, at) for w, at in refreshes])
 
+    @atomic
     def expire_batch(self, older_than: timedelta, *, limit: int) -> list[ConversationMapping]:
         """Expire up to `limit` active mappings idle for longer than `older_than`."""
         require_positive_age(older_than)
@@ -354,6 +359,7 @@ class SqlMappingRepository(BatchedMaintenance):
         }
         return [to_mapping(row) for row in self._db.write(statement, params)]
 
+    @atomic
     def purge_batch(self, older_than: timedelta, *, limit: int) -> list[ConversationMapping]:
         """Delete up to `limit` closed/expired mappings closed more than `older_than` ago."""
         require_positive_age(older_than)

@@ -74,7 +74,7 @@ from wastate.domain.messages import (
     parse_delivery_status,
 )
 from wastate.errors import Conflict, InvalidInput
-from wastate.repositories.base import Database
+from wastate.repositories.base import Database, atomic
 
 __all__ = ["MessageRepository", "StatusBatchResult", "TrackBatchResult"]
 
@@ -888,6 +888,7 @@ class MessageRepository:
 
     # ----------------------------------------------------------------- tracking
 
+    @atomic
     def track(self, message: NewMessage | Mapping[str, Any]) -> TrackedMessage:
         """Start tracking `message`; idempotent on either external id within the tenant.
 
@@ -911,6 +912,7 @@ class MessageRepository:
             return self._results([item], set(), {}, now)[0]
         return self.track_many([message])[0]
 
+    @atomic
     def track_many(
         self, messages: Iterable[NewMessage | Mapping[str, Any]]
     ) -> list[TrackedMessage]:
@@ -923,6 +925,7 @@ class MessageRepository:
         items, created, adopted, now = self._track(messages)
         return self._results(items, created, adopted, now) if items else []
 
+    @atomic
     def track_batch(self, messages: Iterable[NewMessage | Mapping[str, Any]]) -> TrackBatchResult:
         """`track_many` without the records: the same writes and checks (a duplicate whose ids
         contradict the stored message's raises `Conflict`), answering with counts only.
@@ -1074,6 +1077,7 @@ class MessageRepository:
 
     # ----------------------------------------------------------------- status updates
 
+    @atomic
     def update_status(
         self,
         message_id: str,
@@ -1112,6 +1116,7 @@ class MessageRepository:
         rows, _ = self._apply([event], now, full=True)
         return _to_model(rows[0]) if rows else None
 
+    @atomic
     def apply_status_events(
         self, events: Iterable[StatusEvent | Mapping[str, Any]]
     ) -> StatusBatchResult:
@@ -1277,6 +1282,7 @@ class MessageRepository:
         rows = self._db.read(_PENDING, {"tenant": self._db.tenant_id, "message_id": external})
         return [_status_entry(row._mapping, row.external_id) for row in rows]
 
+    @atomic
     def purge(self, older_than: timedelta, *, limit: int = 1000) -> int:
         """Delete up to `limit` tracked messages created more than `older_than` ago, oldest
         first, with their status history; how many."""
@@ -1287,6 +1293,7 @@ class MessageRepository:
         )
         return int(result.rowcount)
 
+    @atomic
     def purge_pending(self, older_than: timedelta, *, limit: int = 1000) -> int:
         """Delete up to `limit` parked events recorded more than `older_than` ago; how many."""
         if not isinstance(older_than, timedelta) or older_than < timedelta(0):

@@ -20,7 +20,7 @@ from wastate.domain.sessions import (
     requires_qr_scan,
 )
 from wastate.errors import InvalidInput
-from wastate.repositories.base import Database
+from wastate.repositories.base import Database, atomic
 from wastate.repositories.upserts import precompiled
 
 __all__ = ["SessionRepository"]
@@ -178,6 +178,7 @@ class SessionRepository:
         """The session of `client_id`, or the never-authenticated default (not stored)."""
         return self.get(client_id) or ClientSessionState(client_id=client_id)
 
+    @atomic
     def record_authentication(
         self,
         client_id: str,
@@ -206,6 +207,7 @@ class SessionRepository:
             },
         )
 
+    @atomic
     def mark_invalid(self, client_id: str, reason: str | None) -> None:
         """Invalidate the session (a QR scan is needed again), keeping why and when."""
         if reason is not None and not isinstance(reason, str):
@@ -216,6 +218,7 @@ class SessionRepository:
             {**self._key(client_id), "now": now, "invalid_reason": reason, "invalidated_at": now},
         )
 
+    @atomic
     def set_validation_interval(self, client_id: str, minutes: int) -> None:
         """Change how long a validation stays fresh."""
         if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes <= 0:
@@ -225,6 +228,7 @@ class SessionRepository:
             {**self._key(client_id), "now": self._db.now(), "validation_interval_minutes": minutes},
         )
 
+    @atomic
     def replace(self, state: ClientSessionState) -> None:
         """Store `state` as the whole session record of its client (import)."""
         values = state.model_dump(include=set(_FIELDS))
@@ -238,6 +242,7 @@ class SessionRepository:
             },
         )
 
+    @atomic
     def delete(self, client_id: str) -> None:
         """Forget the session of `client_id`."""
         self._db.write(_DELETE, self._key(client_id))

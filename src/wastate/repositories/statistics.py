@@ -21,7 +21,7 @@ from wastate.domain.lifecycle import (
     LifecycleStatistics,
     MessageStatus,
 )
-from wastate.repositories.base import Database
+from wastate.repositories.base import Database, atomic
 from wastate.repositories.upserts import precompiled
 
 __all__ = ["StatisticsRepository"]
@@ -118,20 +118,24 @@ class StatisticsRepository:
             return LifecycleStatistics()
         return LifecycleStatistics.model_validate(dict(row))
 
+    @atomic
     def record_entry(self, client_id: str, status: MessageStatus, at: datetime) -> None:
         """Count one entry into `status` (and stamp last received/sent), atomically."""
         self._db.write(self._increment[status], {**self._key(client_id), "at": at})
 
+    @atomic
     def reset(self, client_id: str) -> None:
         """Set every counter to zero and forget the last received/sent times."""
         row = _zero_row() | {"reset_at": self._db.now()}
         self._db.write(self._replace, {**self._key(client_id), **row})
 
+    @atomic
     def replace(self, client_id: str, statistics: LifecycleStatistics) -> None:
         """Set the counters to `statistics` (import)."""
         row = statistics.model_dump() | {"reset_at": None}
         self._db.write(self._replace, {**self._key(client_id), **row})
 
+    @atomic
     def delete(self, client_id: str) -> None:
         """Remove the counter row of `client_id`."""
         self._db.write(_DELETE, self._key(client_id))
