@@ -11,6 +11,9 @@ Three kinds of file, a fresh one per round:
 The processes are spawned once and reused (each round builds new stores, hence new connections
 and a new SQLite pager per process): that keeps the test cheap on a small machine while every
 round is a real cold start of that file. Nothing here measures time.
+
+Two processes must meet within microseconds to hit the journal-mode race, so the idle-file rounds
+catch it only in some runs; the one-process tests at the end provoke it every time.
 """
 
 from __future__ import annotations
