@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import redis
+from conftest import service_missing
 from test_cache import count_database_calls
 
 import wastate
@@ -37,7 +38,7 @@ class RedisServer:
     def start(self) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            pytest.skip("redis-server is not installed")
+            service_missing("the redis-server program")  # raises: skips, or fails in CI
         self.process = subprocess.Popen(
             [
                 binary,

@@ -2,6 +2,12 @@
 
 The revisions live in the project's top-level `alembic/` folder; the wheel ships the same folder
 as `wastate/_alembic`, so an installed package migrates without the source tree.
+
+SQLite is migrated on first use (`StateManager()`, each `wastate serve` worker), so several
+processes may migrate one file at the same moment: there the upgrade runs as one `BEGIN
+IMMEDIATE` transaction, and they take turns on the file's write lock (SQLite's DDL is
+transactional, and Alembic reads the current revision inside that transaction), so the first
+one migrates and the others find the schema current and change nothing.
 """
 
 from __future__ import annotations
@@ -13,9 +19,12 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 
 from alembic import command
-from wastate.db.engine import normalize_url
+from wastate.db.engine import create_sqlite_engine, is_sqlite, normalize_url
+from wastate.db.errors import translate_db_error
 from wastate.errors import ConfigurationError, SchemaNotReady
 
 __all__ = [
@@ -62,10 +71,40 @@ def current_revision(engine: Engine) -> str | None:
 
 def migrate(url: str, revision: str = "head") -> None:
     """Upgrade the database at `url` to `revision` (in its own, transactional engine)."""
-    engine = create_engine(normalize_url(url))
+    parsed = normalize_url(url)
+    if is_sqlite(parsed):
+        _migrate_sqlite(parsed, revision)
+        return
+    engine = create_engine(parsed)
     try:
         with engine.begin() as connection:
             command.upgrade(alembic_config(connection=connection), revision)
+    finally:
+        engine.dispose()
+
+
+def _migrate_sqlite(url: URL, revision: str) -> None:
+    """The upgrade in one write transaction, so concurrent callers serialize (module docstring).
+
+    wastate's own engine: WAL and the busy timeout, like every other connection to the file, and
+    driver autocommit, so the `BEGIN IMMEDIATE` issued here is the transaction. Alembic sees the
+    connection already in a transaction and leaves beginning and committing to us.
+    """
+    engine = create_sqlite_engine(url)
+    try:
+        with engine.connect() as connection:
+            # As `alembic upgrade` runs: a batch migration rebuilds tables by copy-and-drop.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                command.upgrade(alembic_config(connection=connection), revision)
+            except BaseException:
+                if connection.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+                    connection.exec_driver_sql("ROLLBACK")
+                raise
+            connection.exec_driver_sql("COMMIT")
+    except DBAPIError as exc:
+        raise (translate_db_error(exc) or exc) from exc
     finally:
         engine.dispose()
 

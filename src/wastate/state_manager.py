@@ -381,7 +381,8 @@ def _ensure_schema(store: Store) -> None:
         try:
             store.migrate()
         except Exception:  # noqa: BLE001 - re-checked just below
-            # Another process may have migrated the same file a moment earlier.
+            # Concurrent first uses are safe (`migrate` serializes them on the file's write
+            # lock); this answers e.g. a file at a revision newer than this wastate knows.
             store.require_current_schema()
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -22,7 +23,14 @@ from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, StaticPo
 
 from wastate.settings import Settings
 
-__all__ = ["PING_IDLE_SECONDS", "create_wastate_engine", "is_sqlite", "normalize_url"]
+__all__ = [
+    "PING_IDLE_SECONDS",
+    "create_sqlite_engine",
+    "create_wastate_engine",
+    "is_sqlite",
+    "normalize_url",
+    "switch_to_wal",
+]
 
 PING_IDLE_SECONDS = 10.0
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -45,7 +53,7 @@ def create_wastate_engine(settings: Settings, *, url: str | URL | None = None) -
     """An engine for `settings.database_url` (or `url`) configured as the module docstring says."""
     parsed = normalize_url(url if url is not None else settings.database_url)
     if is_sqlite(parsed):
-        return _sqlite_engine(parsed)
+        return create_sqlite_engine(parsed)
     return _server_engine(parsed, settings)
 
 
@@ -73,7 +81,8 @@ def _server_engine(url: URL, settings: Settings) -> Engine:
     return engine
 
 
-def _sqlite_engine(url: URL) -> Engine:
+def create_sqlite_engine(url: URL) -> Engine:
+    """An engine for the SQLite `url`: autocommit, a 30 s busy timeout, WAL for a file."""
     memory = url.database in (None, "", ":memory:")
     engine = create_engine(
         url,
@@ -87,15 +96,46 @@ def _sqlite_engine(url: URL) -> Engine:
     def _pragmas(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
         cursor = dbapi_connection.cursor()
         try:
+            # First, so that every statement below waits for a lock rather than failing.
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             if not memory:
-                cursor.execute("PRAGMA journal_mode=WAL")
+                switch_to_wal(dbapi_connection)
                 cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         finally:
             cursor.close()
 
     return engine
+
+
+def switch_to_wal(
+    connection: sqlite3.Connection,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Put the database file in WAL mode, waiting (up to the busy timeout) as SQLite will not.
+
+    WAL is a property of the file: once any connection has switched it, `PRAGMA journal_mode=WAL`
+    only reads it (under a shared lock, for which SQLite does wait). Switching a rollback-journal
+    file (a new one, or one made by `alembic upgrade`) writes its header: the pragma takes a
+    read lock and then upgrades it to a write lock, and SQLite never waits for such an upgrade
+    (two connections upgrading at once would deadlock), so `busy_timeout` does not apply and
+    the pragma fails at once with SQLITE_BUSY whenever another connection holds the write lock —
+    e.g. several processes opening a file for the first time together. So: retry, with short
+    sleeps, until the winner has switched the file or the busy timeout has passed.
+    """
+    deadline = clock() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    pause = 0.001
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL").close()
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or clock() >= deadline:
+                raise
+        sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def _install_adaptive_ping(engine: Engine) -> None:
