@@ -14,8 +14,9 @@ Why hand-written, not `cachetools.TTLCache`: a hit here costs 0.14 µs, against 
 they must be locked too). The near cache exists to make hits cheap; that difference is its point.
 
 Time is `monotonic` (`time.monotonic` unless a test injects a fake): an entry put at `t` is live
-while the clock reads less than `t + ttl` and gone from `t + ttl` on. Calling the bound attribute
-costs what looking up `time.monotonic` as a module global does, so the seam is free on the hit path.
+while the clock reads less than `t + ttl` and gone from `t + ttl` on. Read into a local and
+called, the injected clock costs what `time.monotonic()` looked up as a module global does, so
+the seam is free on the hit path (measured: 116 ns against 117 ns per hit).
 """
 
 from __future__ import annotations
@@ -49,7 +50,10 @@ class NearCache:
     def get(self, key: str) -> ConversationMapping | None:
         """The live entry under `key`, or None."""
         entry = self._data.get(key)
-        if entry is None or entry[1] <= self._monotonic():
+        if entry is None:
+            return None
+        now = self._monotonic  # called from a local: `self._monotonic()` costs ~7 ns more (3.11)
+        if entry[1] <= now():
             return None
         return entry[0]
 
