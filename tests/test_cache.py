@@ -3,14 +3,16 @@ rules (fill after commit, nothing from a rollback, invalidation, contact names, 
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import redis
+from helpers import FakeClock, FakeMonotonic, count_database_calls, wait_until
 
 import wastate
 from wastate.cache import (
@@ -21,7 +23,8 @@ from wastate.cache import (
     backend_class,
     open_cache,
 )
-from wastate.cache.base import announcement, read_announcement
+from wastate.cache.base import Cache, announcement, read_announcement
+from wastate.cache.breaker import GuardedCache
 from wastate.cache.memory import MemoryCache
 from wastate.cache.redis import RedisCache
 from wastate.domain.mappings import ConversationMapping, MappingStatus
@@ -32,19 +35,6 @@ from wastate.settings import Settings
 WA = "+919876543210"
 
 
-class FakeClock:
-    """A settable clock for the store (activity and expiry read it)."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
 @pytest.fixture(params=["memory", "redis"])
 def cache_url(request: pytest.FixtureRequest) -> str:
     """Each caching backend in turn."""
@@ -52,16 +42,6 @@ def cache_url(request: pytest.FixtureRequest) -> str:
         return "memory://"
     url: str = request.getfixturevalue("redis_url")
     return url
-
-
-def count_database_calls(store: wastate.Store, delay: float = 0.0) -> dict[str, int]:
-    """From now on, count the calls `store`'s caching decorator makes to the SQL repository."""
-    counter: dict[str, int] = {}
-    cache = store.mapping_cache
-    store._mapping_repository = lambda db: CachedMappingRepository(  # type: ignore[method-assign]
-        CountingMappings(SqlMappingRepository(db), counter, delay), db, cache
-    )
-    return counter
 
 
 def mapping_keys(store: wastate.Store, tenant: str, mapping: ConversationMapping) -> list[str]:
@@ -87,15 +67,30 @@ def test_an_unknown_scheme_is_a_configuration_error_naming_the_variable() -> Non
 
 
 def test_memory_cache_expires_entries_and_keeps_live_ones_on_fill() -> None:
-    """TTLs hold, and an only-if-absent fill never overwrites a live entry."""
-    cache = MemoryCache("memory://")
-    cache.set_many([("a", b"1")], 0.05, only_if_absent=True)
+    """An entry stored for `ttl` is live until just before `ttl` has passed and gone at `ttl`;
+    an only-if-absent fill never overwrites a live entry, and does fill an expired one."""
+    clock = FakeMonotonic()
+    cache = MemoryCache("memory://", monotonic=clock)
+    expires = clock.now + 5
+    cache.set_many([("a", b"1")], 5, only_if_absent=True)
+    clock.now = math.nextafter(expires, 0)
     cache.set_many([("a", b"2")], 10, only_if_absent=True)
     assert cache.get("a") == b"1"
-    time.sleep(0.06)
+    clock.now = expires
     assert cache.get("a") is None
     cache.set_many([("a", b"3")], 10, only_if_absent=True)
     assert cache.get("a") == b"3"
+
+
+def test_the_registry_gives_an_in_process_backend_the_clock() -> None:
+    """`open_cache(..., monotonic=)` reaches `memory://`; a backend that does not time entries
+    itself is built as before, with (url, settings)."""
+    clock = FakeMonotonic()
+    cache = open_cache("memory://", Settings(cache_url="memory://"), monotonic=clock)
+    cache.set_many([("a", b"1")], 5, only_if_absent=False)
+    clock.advance(5)
+    assert cache.get("a") is None
+    assert isinstance(open_cache("none://", Settings(cache_url="none://"), monotonic=clock), Cache)
 
 
 def test_memory_cache_drops_the_least_recently_used_entry_when_full() -> None:
@@ -123,9 +118,7 @@ def test_redis_cache_tombstones_block_fills_and_reach_subscribers(redis_url: str
         )
         cache.set_many([(key, b"late fill")], 10, only_if_absent=True)
         assert cache.get(key) == b""
-        deadline = time.monotonic() + 5
-        while not received and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: bool(received))  # the listener thread
         assert [read_announcement(message) for message in received] == [("origin-1", [key])]
         assert resets  # subscribing counts as a (re)connect: the near cache starts empty
     finally:
@@ -164,13 +157,137 @@ def test_near_cache_drops_a_fill_that_raced_an_invalidation() -> None:
 
 
 def test_near_cache_entries_expire_after_their_ttl() -> None:
-    """The L1 TTL bounds staleness when an invalidation message is lost."""
-    near = NearCache(ttl_seconds=0.05, size=10)
+    """The L1 TTL bounds staleness when an invalidation message is lost: an entry is served
+    until just before `ttl` has passed since it was put, and not from `ttl` on."""
+    clock = FakeMonotonic()
+    near = NearCache(ttl_seconds=5, size=10, monotonic=clock)
     value = object()
+    expires = clock.now + 5
     near.put([("k", value)], near.generation)  # type: ignore[list-item]
+    clock.now = math.nextafter(expires, 0)
     assert near.get("k") is value
-    time.sleep(0.06)
+    clock.now = expires
     assert near.get("k") is None
+
+
+class FlakyCache(MemoryCache):
+    """`memory://` that fails every call while `down` (a cache server that is unreachable)."""
+
+    def __init__(self) -> None:
+        super().__init__("memory://")
+        self.down = False
+        self.pings = 0
+
+    def get(self, key: str) -> bytes | None:
+        if self.down:
+            raise ConnectionError("down")
+        return super().get(key)
+
+    def ping(self) -> None:
+        self.pings += 1
+        if self.down:
+            raise ConnectionError("down")
+
+
+def test_the_breaker_probes_exactly_retry_seconds_after_it_opened() -> None:
+    """Open until just before `retry_seconds` have passed since the failure (no probe is sent,
+    even when asked), half-open from then on; the probe that answers closes it."""
+    clock = FakeMonotonic()
+    backend = FlakyCache()
+    breaker = GuardedCache(
+        backend,
+        channel=None,
+        origin="o",
+        namespace_pattern="*",
+        tombstone_seconds=5,
+        retry_seconds=2,
+        monotonic=clock,
+    )
+    try:
+        assert breaker.state == "closed"
+        backend.down = True
+        due = clock.now + 2
+        assert breaker.get("k") is None
+        assert breaker.state == "open"
+        backend.down = False
+        backend.set_many([("k", b"v")], 10, only_if_absent=False)
+        clock.now = math.nextafter(due, 0)
+        assert breaker.state == "open"
+        assert breaker.probe() is False
+        assert breaker.get("k") is None  # open: the backend is not asked
+        assert (backend.pings, breaker.failures) == (0, 1)
+        clock.now = due
+        assert breaker.state == "half-open"
+        assert breaker.probe() is True
+        assert (breaker.state, backend.pings) == ("closed", 1)
+        assert breaker.get("k") == b"v"
+    finally:
+        breaker.close()
+
+
+def test_a_failed_probe_makes_the_next_one_due_retry_seconds_later() -> None:
+    """A probe the backend does not answer keeps the breaker open for another `retry_seconds`,
+    counted from that probe."""
+    clock = FakeMonotonic()
+    backend = FlakyCache()
+    breaker = GuardedCache(
+        backend,
+        channel=None,
+        origin="o",
+        namespace_pattern="*",
+        tombstone_seconds=5,
+        retry_seconds=2,
+        monotonic=clock,
+    )
+    try:
+        backend.down = True
+        breaker.get("k")
+        clock.advance(3)  # the probe was due at +2; it runs late, at +3
+        assert breaker.probe() is False
+        assert (breaker.state, backend.pings) == ("open", 1)
+        due = clock.now + 2
+        backend.down = False
+        clock.now = math.nextafter(due, 0)
+        assert (breaker.probe(), breaker.state, backend.pings) == (False, "open", 1)
+        clock.now = due
+        assert (breaker.probe(), breaker.state, backend.pings) == (True, "closed", 2)
+    finally:
+        breaker.close()
+
+
+def test_the_probe_thread_closes_the_breaker_once_its_clock_says_so() -> None:
+    """The background prober follows the injected clock too: with the clock held it never
+    probes, however often it wakes; moved to the probe time, it probes and closes the breaker by
+    itself."""
+    clock = FakeMonotonic()
+    reads = 0
+
+    def counted() -> float:
+        nonlocal reads
+        reads += 1
+        return clock()
+
+    backend = FlakyCache()
+    breaker = GuardedCache(
+        backend,
+        channel=None,
+        origin="o",
+        namespace_pattern="*",
+        tombstone_seconds=5,
+        retry_seconds=0.01,  # also how often (real seconds) the thread re-reads the clock
+        monotonic=counted,
+    )
+    try:
+        backend.down = True
+        breaker.get("k")
+        backend.down = False
+        wait_until(lambda: reads >= 20)  # the thread has woken and read the clock many times
+        assert (breaker.state, backend.pings) == ("open", 0)
+        clock.advance(0.01)
+        wait_until(lambda: breaker.state == "closed")
+        assert backend.pings == 1
+    finally:
+        breaker.close()
 
 
 def test_single_flight_runs_one_load_for_concurrent_callers() -> None:
@@ -433,13 +550,12 @@ def test_a_close_in_one_store_reaches_another_stores_near_cache(
         assert uow.mappings.by_wa_id(WA) == created  # now in second's L1
     with first.unit_of_work(tenant) as uow:
         uow.mappings.close(WA)
-    deadline = time.monotonic() + 2
-    while True:
+
+    def closed_in_second() -> bool:
         with second.unit_of_work(tenant) as uow:
-            if uow.mappings.by_wa_id(WA) is None:
-                break
-        assert time.monotonic() < deadline, "the close never reached the other near cache"
-        time.sleep(0.01)
+            return uow.mappings.by_wa_id(WA) is None
+
+    wait_until(closed_in_second, seconds=2)  # pub/sub: the other store's listener thread
 
 
 def test_a_store_ignores_the_echo_of_its_own_invalidation(
@@ -468,60 +584,62 @@ def test_a_store_ignores_the_echo_of_its_own_invalidation(
 def test_a_lost_invalidation_is_bounded_by_the_near_cache_ttl(
     make_store: Callable[..., wastate.Store], postgres_url: str, redis_url: str, tenant: str
 ) -> None:
-    """With its listener gone (every message lost), a store serves an old mapping at most
-    `near_cache_ttl_seconds` after a close elsewhere — then the truth."""
+    """With its listener gone (every message lost), a store serves an old mapping until just
+    before `near_cache_ttl_seconds` have passed since it cached it — and the truth from then on."""
+    clock = FakeMonotonic()
     first = make_store(postgres_url, redis_url)
-    second = make_store(postgres_url, redis_url, near_cache_ttl_seconds=0.5)
+    second = make_store(postgres_url, redis_url, near_cache_ttl_seconds=5, monotonic=clock)
     subscription = second.mapping_cache.subscription
     assert subscription is not None
     subscription.close()
     with first.unit_of_work(tenant) as uow:
-        uow.mappings.get_or_create(WA)
+        created = uow.mappings.get_or_create(WA)
+    expires = clock.now + 5
     with second.unit_of_work(tenant) as uow:
-        assert uow.mappings.by_wa_id(WA) is not None  # in second's L1 now
+        assert uow.mappings.by_wa_id(WA) == created  # in second's L1 now
     with first.unit_of_work(tenant) as uow:
         uow.mappings.close(WA)
-    closed_at = time.monotonic()
-    while True:
-        with second.unit_of_work(tenant) as uow:
-            if uow.mappings.by_wa_id(WA) is None:
-                break
-        time.sleep(0.02)
-    assert time.monotonic() - closed_at <= 0.5 + 0.5  # the TTL, plus slack for a busy machine
-    assert time.monotonic() - closed_at > 0.1  # it was stale meanwhile: the listener mattered
+    clock.now = math.nextafter(expires, 0)
+    with second.unit_of_work(tenant) as uow:
+        assert uow.mappings.by_wa_id(WA) == created  # stale: the listener mattered
+    clock.now = expires
+    with second.unit_of_work(tenant) as uow:
+        assert uow.mappings.by_wa_id(WA) is None
 
 
-class CountingMappings:
-    """The SQL repository with every call counted (optionally slowed, so threads overlap).
-
-    Every database statement of the mapping family goes through it, so a count of zero means
-    the database was not asked."""
-
-    def __init__(
-        self, inner: SqlMappingRepository, counter: dict[str, int], delay: float = 0.0
-    ) -> None:
-        self._inner = inner
-        self._counter = counter
-        self._delay = delay
-        self._lock = threading.Lock()
-
-    def _count(self, name: str) -> None:
-        with self._lock:
-            self._counter[name] = self._counter.get(name, 0) + 1
-        if self._delay:
-            time.sleep(self._delay)
-
-    def by_wa_id(self, wa_id: str) -> ConversationMapping | None:
-        self._count("by_wa_id")
-        return self._inner.by_wa_id(wa_id)
-
-    def by_conversation(self, conversation_id: str) -> ConversationMapping | None:
-        self._count("by_conversation")
-        return self._inner.by_conversation(conversation_id)
-
-    def __getattr__(self, name: str) -> Any:
-        self._count(name)
-        return getattr(self._inner, name)
+def test_a_store_times_its_cache_layers_by_its_monotonic_clock(
+    make_store: Callable[..., wastate.Store], database_url: str, tenant: str
+) -> None:
+    """`wastate.connect(..., monotonic=)` reaches the near cache and the `memory://` backend:
+    an L1 entry is served until just before its TTL and then comes from L2, which holds it
+    until the mapping TTL, after which the database is asked."""
+    clock = FakeMonotonic()
+    store = make_store(
+        database_url,
+        "memory://",
+        monotonic=clock,
+        near_cache_ttl_seconds=5,
+        mapping_ttl_seconds=100,
+    )
+    with store.unit_of_work(tenant) as uow:
+        created = uow.mappings.get_or_create(WA)  # fills L1 and L2 (its L2 TTL: 90 to 100 s)
+    near = store.mapping_cache.near
+    assert near is not None
+    key = store.mapping_cache.keys.forward(tenant, WA)
+    calls = count_database_calls(store)
+    start = clock.now
+    clock.now = math.nextafter(start + 5, 0)
+    assert near.get(key) == created
+    clock.now = start + 5
+    assert near.get(key) is None
+    with store.unit_of_work(tenant) as uow:
+        assert uow.mappings.by_wa_id(WA) == created  # from L2, refilling L1
+    assert calls == {}
+    assert near.get(key) == created
+    clock.now = start + 100
+    with store.unit_of_work(tenant) as uow:
+        assert uow.mappings.by_wa_id(WA) == created
+    assert calls == {"by_wa_id": 1}
 
 
 @pytest.mark.parametrize("cache_kind", ["none", "redis", "redis-without-l1"])

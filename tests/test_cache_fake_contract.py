@@ -9,18 +9,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from helpers import FakeClock
 
 import wastate
 from wastate.errors import Conflict, InvalidInput
 from wastate.testing import FakeStore
 
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+START = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 @pytest.fixture(params=["fake", "sql-none", "sql-memory"])
@@ -28,7 +23,7 @@ def subject(
     request: pytest.FixtureRequest, make_store: Callable[..., wastate.Store]
 ) -> tuple[Any, FakeClock]:
     """A store (fake or real) and the clock it reads."""
-    clock = FakeClock()
+    clock = FakeClock(START)
     if request.param == "fake":
         return FakeStore(clock=clock), clock
     database_url = request.getfixturevalue("sqlite_url")
@@ -38,7 +33,7 @@ def subject(
 
 @pytest.fixture
 def on_postgres(make_store: Callable[..., wastate.Store], postgres_url: str) -> Any:
-    return make_store(postgres_url, "memory://", clock=FakeClock())
+    return make_store(postgres_url, "memory://", clock=FakeClock(START))
 
 
 def new_tenant() -> str:

@@ -7,21 +7,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from helpers import FakeClock
 from sqlalchemy import func, select
 
 import wastate
 from wastate.db.tables import ConversationMappingRow
 from wastate.domain.mappings import MappingStatus
 
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
 def count_rows(store: wastate.Store, tenant: str, **where: str) -> int:
@@ -160,7 +153,7 @@ def test_expire_idle_expires_only_idle_active_mappings(
     make_store: Callable[..., wastate.Store], database_url: str, tenant: str
 ) -> None:
     """Idle mappings expire in batches; recent ones stay; the count is returned."""
-    clock = FakeClock()
+    clock = FakeClock(T0)
     store = make_store(database_url, clock=clock)
     with store.unit_of_work(tenant) as uow:
         for n in range(5):
@@ -180,7 +173,7 @@ def test_purge_deletes_only_old_closed_mappings(
     make_store: Callable[..., wastate.Store], database_url: str, tenant: str
 ) -> None:
     """Purge removes closed/expired history older than the cut-off, never active mappings."""
-    clock = FakeClock()
+    clock = FakeClock(T0)
     store = make_store(database_url, clock=clock)
     with store.unit_of_work(tenant) as uow:
         uow.mappings.get_or_create("+14155550300")
@@ -252,7 +245,7 @@ def test_activity_is_coalesced_and_flushed_on_close(
     make_store: Callable[..., wastate.Store], database_url: str, tenant: str
 ) -> None:
     """Many uses of a mapping become one pending write, written by Store.close()."""
-    clock = FakeClock()
+    clock = FakeClock(T0)
     store = make_store(database_url, clock=clock, activity_flush_seconds=3600)
     with store.unit_of_work(tenant) as uow:
         mapping = uow.mappings.get_or_create("+14155550600")
@@ -272,7 +265,7 @@ def test_activity_never_moves_backwards(
     make_store: Callable[..., wastate.Store], database_url: str, tenant: str
 ) -> None:
     """A late flush with an older time leaves a newer last_activity_at alone."""
-    clock = FakeClock()
+    clock = FakeClock(T0)
     store = make_store(database_url, clock=clock, activity_flush_seconds=3600)
     with store.unit_of_work(tenant) as uow:
         mapping = uow.mappings.get_or_create("+14155550601")
@@ -292,7 +285,7 @@ def test_pending_activity_saves_a_mapping_from_expiry_inside_a_transaction(
     make_store: Callable[..., wastate.Store], database_url: str, tenant: str
 ) -> None:
     """A mapping used moments ago is not expired, even by a unit of work that already wrote."""
-    clock = FakeClock()
+    clock = FakeClock(T0)
     store = make_store(database_url, clock=clock, activity_flush_seconds=3600)
     with store.unit_of_work(tenant) as uow:
         uow.mappings.get_or_create("+14155550700")
@@ -314,7 +307,7 @@ def test_activity_recorded_before_a_correlate_still_lands(
     make_store: Callable[..., wastate.Store], database_url: str, tenant: str
 ) -> None:
     """Activity is keyed by user, so a correlate that renames the conversation loses nothing."""
-    clock = FakeClock()
+    clock = FakeClock(T0)
     store = make_store(database_url, clock=clock, activity_flush_seconds=3600)
     with store.unit_of_work(tenant) as uow:
         mapping = uow.mappings.get_or_create("+14155550710")

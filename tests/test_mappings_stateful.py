@@ -16,12 +16,13 @@ import dataclasses
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from helpers import FakeClock, RedisServer
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -31,7 +32,6 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from test_redis_outage import RedisServer
 
 import wastate
 from wastate.domain.mappings import ConversationMapping
@@ -51,14 +51,6 @@ CANONICAL = {s: key for key, spellings in USERS.items() for s in spellings}
 NAMES = [None, "Asha", "  Asha ", "Ravi Kumar"]
 CORRELATED_IDS = ["conv-A", "conv-B", "conv-C"]
 COMMUNICATION_IDS = [None, "comm-1", "comm-2"]
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclasses.dataclass

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from helpers import FakeClock
 
 from wastate.domain.sessions import ClientSessionState, requires_qr_scan, session_is_valid
 from wastate.errors import InvalidInput
@@ -15,23 +16,10 @@ from wastate.state_manager import StateManager
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     """A fake clock starting at T0."""
-    return FakeClock()
+    return FakeClock(T0)
 
 
 @pytest.fixture

@@ -7,13 +7,14 @@ activity writer) and opens a short `UnitOfWork` per request or message.
 from __future__ import annotations
 
 import threading
+import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from wastate import migrations
 from wastate.cache.mappings import CachedMappingRepository, MappingCache
 from wastate.db.engine import create_wastate_engine, normalize_url
-from wastate.domain.clock import Clock, utcnow
+from wastate.domain.clock import Clock, Monotonic, utcnow
 from wastate.repositories.mappings import ActivityWriter, SqlMappingRepository
 from wastate.settings import Settings, load_settings
 from wastate.uow import UnitOfWork
@@ -26,11 +27,23 @@ __all__ = ["Store", "connect"]
 
 
 class Store:
-    """Everything a process shares: the engine, the cache, the settings and the clock."""
+    """Everything a process shares: the engine, the cache, the settings and the clocks.
 
-    def __init__(self, settings: Settings | None = None, *, clock: Clock = utcnow) -> None:
+    `clock` (aware UTC datetimes) stamps what is written; `monotonic` (seconds, like
+    `time.monotonic`) times the cache: near-cache and `memory://` entry lifetimes, the breaker's
+    probes. Both exist so tests can inject fakes and check every time bound exactly.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        clock: Clock = utcnow,
+        monotonic: Monotonic = time.monotonic,
+    ) -> None:
         self.settings = settings if settings is not None else load_settings()
         self.clock = clock
+        self.monotonic = monotonic
         self.engine = create_wastate_engine(self.settings)
         self.database_url = normalize_url(self.settings.database_url)
         self._closed = False
@@ -42,7 +55,9 @@ class Store:
         self.activity = ActivityWriter(
             self.engine, interval=self.settings.activity_flush_seconds, clock=self.clock
         )
-        self.mapping_cache = MappingCache.from_settings(self.settings, activity=self.activity)
+        self.mapping_cache = MappingCache.from_settings(
+            self.settings, activity=self.activity, monotonic=self.monotonic
+        )
 
     def _mapping_repository(self, db: Database) -> MappingRepository:
         # Always the decorator, even over `none://`: activity is recorded the same way.
@@ -92,10 +107,14 @@ def connect(
     cache_url: str | None = None,
     *,
     clock: Clock = utcnow,
+    monotonic: Monotonic = time.monotonic,
     **settings: Any,
 ) -> Store:
     """A `Store` for `database_url` and `cache_url`, else `WASTATE_*` settings, else the embedded
-    default (SQLite file `./wastate.db` and an in-process cache)."""
+    default (SQLite file `./wastate.db` and an in-process cache). `clock` and `monotonic` are
+    the store's clocks (see `Store`); leave them alone outside tests."""
     return Store(
-        load_settings(database_url=database_url, cache_url=cache_url, **settings), clock=clock
+        load_settings(database_url=database_url, cache_url=cache_url, **settings),
+        clock=clock,
+        monotonic=monotonic,
     )

@@ -11,7 +11,7 @@ before a change cannot put its old value back over the tombstone of that change.
 
 Third-party backends subclass `Cache` and register under the entry point group
 `wastate.cache_backends` (name = URL scheme, value = `module:Class`); the class is called as
-`Class(url, settings)`.
+`Class(url, settings)`, plus `monotonic=` when it sets `in_process_clock`.
 """
 
 from __future__ import annotations
@@ -57,6 +57,11 @@ class Cache(ABC):
 
     enabled: bool = True
     """False for `NullCache`: the mapping layer then skips caching altogether."""
+
+    in_process_clock: bool = False
+    """True when the backend expires entries by this process's monotonic clock (`memory://`):
+    it is then called as `Class(url, settings, monotonic=...)`, so a store given a fake clock
+    (`wastate.connect(..., monotonic=...)`, for tests) times its entries by that clock too."""
 
     def __init__(self, url: str, settings: Settings) -> None:
         self.url = url

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -37,6 +38,7 @@ from wastate.cache.keys import MappingKeys, escape
 from wastate.cache.near import NearCache
 from wastate.cache.registry import open_cache
 from wastate.cache.singleflight import SingleFlight
+from wastate.domain.clock import Monotonic
 from wastate.domain.ids import normalize_wa_id
 from wastate.domain.mappings import ConversationMapping, MappingStatus, normalize_contact_name
 from wastate.errors import InvalidInput
@@ -80,7 +82,8 @@ def _same_name(given: object, cached: str | None) -> bool:
 
 class MappingCache:
     """The mapping cache layers of one store; builds a `CachedMappingRepository` per unit of
-    work."""
+    work. `monotonic` times the near cache, the breaker's probes and an in-process backend built
+    by `from_settings` (tests inject a fake; see `wastate.connect`)."""
 
     def __init__(
         self,
@@ -93,6 +96,7 @@ class MappingCache:
         near_cache_ttl_seconds: float = 5.0,
         near_cache_size: int = 100_000,
         retry_seconds: float = 1.0,
+        monotonic: Monotonic = time.monotonic,
     ) -> None:
         self.backend = backend
         self.enabled = backend.enabled
@@ -109,10 +113,13 @@ class MappingCache:
             namespace_pattern=self.keys.namespace_pattern,
             tombstone_seconds=TOMBSTONE_SECONDS,
             retry_seconds=retry_seconds,
+            monotonic=monotonic,
         )
         self.near: NearCache | None = None
         if near_cache and backend.enabled and near_cache_size > 0:
-            self.near = NearCache(ttl_seconds=near_cache_ttl_seconds, size=near_cache_size)
+            self.near = NearCache(
+                ttl_seconds=near_cache_ttl_seconds, size=near_cache_size, monotonic=monotonic
+            )
         self.flight: SingleFlight[ConversationMapping | None] = SingleFlight()
         # get_or_create misses fly apart from reads: a read's None is no answer for them.
         self.create_flight: SingleFlight[ConversationMapping] = SingleFlight()
@@ -123,16 +130,23 @@ class MappingCache:
             )
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, activity: ActivityRecorder) -> MappingCache:
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        activity: ActivityRecorder,
+        monotonic: Monotonic = time.monotonic,
+    ) -> MappingCache:
         """The cache layers `settings` describe (`cache_url`, TTLs, near cache, prefix)."""
         return cls(
-            open_cache(settings.cache_url, settings),
+            open_cache(settings.cache_url, settings, monotonic=monotonic),
             activity=activity,
             prefix=settings.cache_prefix,
             ttl_seconds=settings.mapping_ttl_seconds,
             near_cache=settings.near_cache,
             near_cache_ttl_seconds=settings.near_cache_ttl_seconds,
             near_cache_size=settings.near_cache_size,
+            monotonic=monotonic,
         )
 
     def repository(self, inner: MappingRepository, db: Database) -> CachedMappingRepository:

@@ -3,6 +3,9 @@
 It lives inside one `Store`: other stores and other processes do not see it, so use it where one
 store is the only writer of its database (the embedded SQLite default), and Redis otherwise.
 `memory://?size=N` bounds the entries (default 100 000); the least recently used go first.
+
+Entries are timed by `monotonic` (`time.monotonic` unless a store or a test injects a fake one):
+an entry stored at `t` for `ttl` seconds is live while the clock reads less than `t + ttl`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from wastate.cache.base import Cache
+from wastate.domain.clock import Monotonic
 from wastate.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -29,8 +33,17 @@ DEFAULT_SIZE = 100_000
 class MemoryCache(Cache):
     """A TTL LRU dict behind a lock."""
 
-    def __init__(self, url: str = "memory://", settings: Settings | None = None) -> None:
+    in_process_clock = True
+
+    def __init__(
+        self,
+        url: str = "memory://",
+        settings: Settings | None = None,
+        *,
+        monotonic: Monotonic = time.monotonic,
+    ) -> None:
         self.url = url
+        self._monotonic = monotonic
         query = parse_qs(urlsplit(url).query)
         try:
             self.size = int(query.get("size", [DEFAULT_SIZE])[0])
@@ -47,7 +60,7 @@ class MemoryCache(Cache):
             entry = self._data.get(key)
             if entry is None:
                 return None
-            if entry[1] <= time.monotonic():
+            if entry[1] <= self._monotonic():
                 del self._data[key]
                 return None
             self._data.move_to_end(key)
@@ -57,7 +70,7 @@ class MemoryCache(Cache):
         self, items: Sequence[tuple[str, bytes]], ttl_seconds: float, *, only_if_absent: bool
     ) -> None:
         """Store each item; with `only_if_absent`, keep live entries as they are."""
-        now = time.monotonic()
+        now = self._monotonic()
         expires = now + ttl_seconds
         with self._lock:
             for key, value in items:

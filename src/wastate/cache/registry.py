@@ -2,16 +2,19 @@
 
 wastate registers `memory`, `none`, `redis` and `rediss` itself (pyproject.toml); a third-party
 package adds a scheme by declaring an entry point `myscheme = "mypkg.cache:MyCache"` whose class
-subclasses `wastate.cache.Cache` and is called as `MyCache(url, settings)`.
+subclasses `wastate.cache.Cache` and is called as `MyCache(url, settings)` (plus `monotonic=`, the
+store's clock, when the class sets `in_process_clock = True` because it expires entries itself).
 """
 
 from __future__ import annotations
 
 import importlib
+import time
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from wastate.cache.base import Cache
+from wastate.domain.clock import Monotonic
 from wastate.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -51,7 +54,11 @@ def backend_class(scheme: str) -> type[Cache]:
     return loaded
 
 
-def open_cache(url: str, settings: Settings) -> Cache:
-    """The cache backend for `url` (`memory://`, `none://`, `redis://…`, or a plug-in's)."""
+def open_cache(url: str, settings: Settings, *, monotonic: Monotonic = time.monotonic) -> Cache:
+    """The cache backend for `url` (`memory://`, `none://`, `redis://…`, or a plug-in's);
+    a backend that times entries itself (`Cache.in_process_clock`) is given `monotonic`."""
     scheme = url.partition("://")[0].lower()
-    return backend_class(scheme)(url, settings)
+    cls = backend_class(scheme)
+    if cls.in_process_clock:
+        return cls(url, settings, monotonic=monotonic)  # type: ignore[call-arg]
+    return cls(url, settings)

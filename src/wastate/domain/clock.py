@@ -7,10 +7,15 @@ from datetime import UTC, datetime
 
 from wastate.errors import InvalidInput
 
-__all__ = ["Clock", "as_utc", "utcnow"]
+__all__ = ["Clock", "Monotonic", "as_utc", "utcnow"]
 
 Clock = Callable[[], datetime]
 """A zero-argument callable returning an aware UTC datetime (tests inject a fake one)."""
+
+Monotonic = Callable[[], float]
+"""A zero-argument callable returning monotonic seconds, like `time.monotonic` (the default):
+what the cache layers time their entries and the circuit breaker its probes by. Tests inject a
+fake one to check each bound exactly."""
 
 
 def utcnow() -> datetime:
