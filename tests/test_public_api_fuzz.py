@@ -604,6 +604,131 @@ def test_connect_raises_only_configuration_errors(calls: list[Any]) -> None:
             assert isinstance(error, ConfigurationError), repr(error)
 
 
+# -- the cases the issue names, pinned ----------------------------------------------------------
+
+PLUS_ONE = timezone(timedelta(hours=1))
+MESSAGE = {"meta_message_id": "wamid.P1", "direction": "inbound"}
+NAMED_CASES: list[tuple[str, Callable[[Any], Any], str]] = [
+    (
+        "surrogate contact name",
+        lambda u: u.mappings.get_or_create(WA, contact_name="\ud83d"),
+        "contact_name",
+    ),
+    ("surrogate wa_id", lambda u: u.mappings.get_or_create("+91\ud83d"), "wa_id"),
+    ("list as wa_id", lambda u: u.mappings.get_or_create(["+919800000001"]), "wa_id"),
+    (
+        "NUL caption",
+        lambda u: u.messages.track({**MESSAGE, "media_caption": "a\x00b"}),
+        "messages[0].media_caption",
+    ),
+    (
+        "surrogate error title",
+        lambda u: u.messages.track({**MESSAGE, "error": {"title": "\ud83d"}}),
+        "messages[0].error.title",
+    ),
+    (
+        "error code past 2**63",
+        lambda u: u.messages.track({**MESSAGE, "error": {"code": 2**63}}),
+        "messages[0].error.code",
+    ),
+    (
+        "error code past integer",
+        lambda u: u.messages.update_status("wamid.P1", "failed", error={"code": 2**31}),
+        "error.code",
+    ),
+    (
+        "time overflowing UTC",
+        lambda u: u.messages.update_status(
+            "wamid.P1", "read", at=datetime.min.replace(tzinfo=PLUS_ONE)
+        ),
+        "at",
+    ),
+    (
+        "NUL in JSON payload",
+        lambda u: u.messages.apply_status_events(
+            [{"message_id": "wamid.P1", "status": "read", "pricing": {"x": ["\x00"]}}]
+        ),
+        "events[0].pricing",
+    ),
+    ("huge age", lambda u: u.messages.purge(timedelta(days=10**6)), "older_than"),
+    ("huge mapping age", lambda u: u.mappings.expire_idle(timedelta.max), "older_than"),
+    ("negative batch limit", lambda u: u.mappings.expire_batch(timedelta(1), limit=-1), "limit"),
+    ("no batch limit", lambda u: u.mappings.expire_batch(timedelta(1), limit=None), "limit"),
+    ("limit past bigint", lambda u: u.mappings.purge_batch(timedelta(1), limit=2**63), "limit"),
+    ("surrogate config key", lambda u: u.config.set("c", "\ud83d", 1), "key"),
+    ("dict as config key", lambda u: u.config.set("c", {}, 1), "key"),
+    ("surrogate JSON key", lambda u: u.config.set("c", "k", {"\ud83d": 1}), "config['k']"),
+    ("list as client id", lambda u: u.config.get([1], "k"), "client_id"),
+    ("surrogate label", lambda u: u.api_keys.create(label="\ud83d"), "label"),
+    ("list as label", lambda u: u.api_keys.create(label=[1]), "label"),
+    ("surrogate secret", lambda u: u.api_keys.verify("0123456789abcdef", "\udfff"), "secret"),
+    (
+        "surrogate message id",
+        lambda u: u.approvals.add("c", {"id": "m\ud83d"}, "incoming"),
+        "message_data.id",
+    ),
+    ("NUL reason", lambda u: u.sessions.mark_invalid("c", "\x00"), "reason"),
+    (
+        "interval past integer",
+        lambda u: u.sessions.set_validation_interval("c", 2**31),
+        "validation_interval_minutes",
+    ),
+    (
+        "nested 600 deep",
+        lambda u: u.sessions.record_authentication("c", authenticated=True, account_info=deep(600)),
+        "account_info.k[0].k[0]",
+    ),
+]
+WA = "+919800000009"
+
+
+@pytest.mark.parametrize(
+    ("case", "bad_call", "field"), NAMED_CASES, ids=[case for case, _, _ in NAMED_CASES]
+)
+def test_each_named_bad_call_is_invalid_input_naming_its_field_and_writes_nothing(
+    store: wastate.Store, tenant: str, case: str, bad_call: Callable[[Any], Any], field: str
+) -> None:
+    """The bad calls the issue found, on each database: InvalidInput naming the field, and a
+    unit of work that caught it commits nothing of it."""
+    with store.unit_of_work(tenant) as uow:
+        uow.mappings.get_or_create(WA)
+    before = snapshot(store, tenant)
+    with store.unit_of_work(tenant) as uow, pytest.raises(InvalidInput) as raised:
+        bad_call(uow)
+    assert raised.value.field.startswith(field), (case, raised.value)
+    assert snapshot(store, tenant) == before
+
+
+def test_an_unmigrated_sqlite_file_is_schema_not_ready(tmp_path: Any) -> None:
+    """SQLite's "no such table" is `SchemaNotReady`, as PostgreSQL's missing table is."""
+    with wastate.connect(f"sqlite:///{tmp_path / 'empty.db'}", "none://") as store:
+        for step in (
+            lambda u: u.mappings.get_or_create(WA),
+            lambda u: u.config.set("c", "k", 1),
+            lambda u: u.messages.track(MESSAGE),
+        ):
+            with pytest.raises(wastate.errors.SchemaNotReady), store.unit_of_work("t") as uow:
+                step(uow)
+
+
+@pytest.mark.parametrize(
+    ("database_url", "variable"),
+    [
+        ("bogus://x", "WASTATE_DATABASE_URL"),
+        ("mysql://h/d", "WASTATE_DATABASE_URL"),
+        ("postgresql+asyncpg://h/d", "WASTATE_DATABASE_URL"),
+        ("postgresql://h:notaport/d", "WASTATE_DATABASE_URL"),
+        ("sqlite:///\ud83d.db", "WASTATE_DATABASE_URL"),
+    ],
+)
+def test_an_unusable_database_url_is_a_configuration_error(
+    database_url: str, variable: str
+) -> None:
+    """An unknown scheme or driver, a bad port, text no driver takes: refused at `connect()`."""
+    with pytest.raises(ConfigurationError, match=variable):
+        wastate.connect(database_url, "none://")
+
+
 def test_the_fuzz_run_made_calls_and_found_no_strangers(capsys: pytest.CaptureFixture[str]) -> None:
     """The tally: how many generated calls ran (each on both databases), and no stranger."""
     total = sum(CALLS.values())
