@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,7 +32,7 @@ from sqlalchemy import Table, select
 import wastate
 from wastate import webhooks
 from wastate.db.base import Base
-from wastate.errors import ConfigurationError, InvalidInput, WastateError
+from wastate.errors import ConfigurationError, InvalidInput, ServiceUnavailable, WastateError
 from wastate.state_manager import StateManager
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -278,6 +280,11 @@ UOW_CALLS = st.one_of(
     call("api_keys.verify", arg(st.just("0123456789abcdef")), arg(st.just("00" * 24))),
 )
 
+FILES = Path(tempfile.mkdtemp(prefix="wastate-fuzz-"))
+EXPORT_FILE = str(FILES / "state.json")
+FOREIGN_FILE = FILES / "foreign.json"
+FOREIGN_FILE.write_text('{"session": {"validation_interval_minutes": 99999999999}, "messages": {}}')
+
 MANAGER_CALLS = st.one_of(
     call("is_session_valid"),
     call("update_session_status", arg(st.booleans()), arg(st.none() | st.just({"name": "Bot"}))),
@@ -303,6 +310,9 @@ MANAGER_CALLS = st.one_of(
     call("set_config", arg(st.sampled_from(["k", "human_in_the_loop"])), JUNK),
     call("update_config", arg(st.dictionaries(st.just("k"), JSONISH))),
     call("get_full_state"),
+    call("export_state", arg(st.just(EXPORT_FILE)), progress=arg(st.just(lambda n: None))),
+    call("backup_state"),
+    call("import_state", arg(st.sampled_from([EXPORT_FILE, FOREIGN_FILE, "/nonexistent/x"]))),
 )
 
 _WEBHOOK_MESSAGE = st.fixed_dictionaries(
@@ -556,7 +566,13 @@ def test_ingest_raises_only_wastate_errors_and_agrees(
 def managers(postgres_url: str, sqlite_url: str) -> Iterator[dict[str, StateManager]]:
     tenant = f"fz-sm-{os.urandom(6).hex()}"
     made = {
-        dialect: StateManager(url, "none://", tenant_id=tenant, clock=fixed_clock)
+        dialect: StateManager(
+            url,
+            "none://",
+            tenant_id=tenant,
+            state_file=FILES / f"{dialect}.json",
+            clock=fixed_clock,
+        )
         for dialect, url in (("postgresql", postgres_url), ("sqlite", sqlite_url))
     }
     yield made
@@ -589,19 +605,31 @@ def test_state_manager_methods_raise_only_wastate_errors_and_agree(
     run_on_both(managers, run_manager_call, calls)
 
 
-@given(calls=st.lists(CONNECT_CALLS, min_size=1, max_size=4))
+MANAGER_CONSTRUCTION = call(
+    "StateManager",
+    arg(st.sampled_from(["bogus://x", "postgresql://u@127.0.0.1:1/x"])),
+    tenant_id=arg(st.just("t1")),
+    client_id=arg(st.just("c1")),
+    state_file=arg(st.just(EXPORT_FILE)),
+    backup_dir=arg(st.just(str(FILES))),
+    clock=arg(st.just(fixed_clock)),
+)
+
+
+@given(calls=st.lists(st.one_of(CONNECT_CALLS, MANAGER_CONSTRUCTION), min_size=1, max_size=4))
 def test_connect_raises_only_configuration_errors(calls: list[Any]) -> None:
-    """Junk settings to `connect()`: a `ConfigurationError` naming the variable, or a store."""
+    """Junk settings to `connect()` and `StateManager()`: a `ConfigurationError` naming the
+    variable (or `InvalidInput` for an id, `ServiceUnavailable` for a server not there)."""
     for name, args, kwargs in calls:
         CALLS[name] += 1
         error: BaseException | None = None
         try:
-            wastate.connect(*args, **kwargs).close()
+            (wastate.connect if name == "connect" else StateManager)(*args, **kwargs).close()
         except Exception as exc:
             error = exc
         note_stranger("-", name, error)
         if error is not None:
-            assert isinstance(error, ConfigurationError), repr(error)
+            assert isinstance(error, ConfigurationError | InvalidInput | ServiceUnavailable), error
 
 
 # -- the cases the issue names, pinned ----------------------------------------------------------

@@ -300,30 +300,39 @@ class StateManager:
         messages in batches so memory stays flat. `progress(n)` hears how many messages are
         written so far, every `PROGRESS_EVERY` and at the end. Returns the path written."""
         path = _path(output_file, "output_file") if output_file is not None else self.state_file
-        _atomic_write(path, functools.partial(self._write_document, progress=progress))
+        _check_progress(progress)
+        try:
+            _atomic_write(path, functools.partial(self._write_document, progress=progress))
+        except OSError as exc:  # the path given cannot be written: a folder, a full disk, …
+            raise _unwritable("output_file", path, exc) from exc
         return str(path)
 
     def backup_state(self, *, progress: Progress | None = None) -> str:
         """Export to `backup_dir/<state file stem>_backup_YYYYMMDD_HHMMSS.json` (UTC time of the
         store's clock; `_2`, `_3`, … when that name is taken). Returns the path written."""
+        _check_progress(progress)
         stamp = self._now().astimezone(UTC).strftime("%Y%m%d_%H%M%S")
         base = f"{self.state_file.stem}_backup_{stamp}"
-        self.backup_dir.mkdir(parents=True, exist_ok=True)
-        path, attempt = self.backup_dir / f"{base}.json", 1
-        while True:
-            try:
-                # Claim the name so two backups in one second never overwrite each other.
-                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-                break
-            except FileExistsError:
-                attempt += 1
-                path = self.backup_dir / f"{base}_{attempt}.json"
+        path = self.backup_dir / f"{base}.json"
         try:
-            _atomic_write(path, functools.partial(self._write_document, progress=progress))
-        except BaseException:
-            with contextlib.suppress(OSError):
-                path.unlink()
-            raise
+            self.backup_dir.mkdir(parents=True, exist_ok=True)
+            path, attempt = self.backup_dir / f"{base}.json", 1
+            while True:
+                try:
+                    # Claim the name so two backups in one second never overwrite each other.
+                    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+                    break
+                except FileExistsError:
+                    attempt += 1
+                    path = self.backup_dir / f"{base}_{attempt}.json"
+            try:
+                _atomic_write(path, functools.partial(self._write_document, progress=progress))
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                raise
+        except OSError as exc:
+            raise _unwritable("backup_dir", path, exc) from exc
         return str(path)
 
     def import_state(
@@ -333,6 +342,7 @@ class StateManager:
         account_info, messages, statistics, config), in one transaction. Idempotent; a corrupt
         or foreign file raises `InvalidInput` and writes nothing. `progress(n)` hears the
         message count once it is committed. Returns the message count."""
+        _check_progress(progress)
         document = _load_document(_path(path, "path"))
         parsed = _parse_document(document, self.client_id, self._now())
         with self._uow() as uow:
@@ -454,6 +464,15 @@ def _path(value: object, field: str) -> Path:
     if b"\x00" in encoded:
         raise InvalidInput(field, "must not contain NUL characters")
     return Path(os.fsdecode(encoded))
+
+
+def _unwritable(field: str, path: Path, exc: OSError) -> InvalidInput:
+    return InvalidInput(field, f"cannot write {str(path)!r}: {exc.strerror or exc}")
+
+
+def _check_progress(progress: object) -> None:
+    if progress is not None and not callable(progress):
+        raise InvalidInput("progress", f"must be callable, got {type(progress).__name__}")
 
 
 _M = TypeVar("_M", bound=BaseModel)

@@ -349,6 +349,8 @@ class ApprovalRepository:
         in the given order. Counts no statistics and records no history: an import restores
         state, it does not replay it. Returns how many were inserted."""
         key = self._key(client_id)
+        if isinstance(records, str | bytes) or not isinstance(records, Iterable):
+            raise InvalidInput("records", f"must be a list, got {type(records).__name__}")
         records = list(records)  # all checked before the clear: a bad one must change nothing
         for index, record in enumerate(records):
             if not isinstance(record, ApprovalRecord):
