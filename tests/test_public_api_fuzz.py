@@ -695,6 +695,11 @@ NAMED_CASES: list[tuple[str, Callable[[Any], Any], str]] = [
         lambda u: u.approvals.add("c", {"id": "m\ud83d"}, "incoming"),
         "message_data.id",
     ),
+    (
+        "5000-digit message id",
+        lambda u: u.approvals.add("c", {"id": 10**5000}, "incoming"),
+        "message_data.id",
+    ),
     ("NUL reason", lambda u: u.sessions.mark_invalid("c", "\x00"), "reason"),
     (
         "interval past integer",

@@ -25,11 +25,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from wastate.domain.storable import (
     INT32_MAX,
+    INT64_MAX,
+    INT64_MIN,
     StorableJSONObject,
     StorableStr,
     UtcTime,
     check_text,
     json_value,
+    require_int,
 )
 from wastate.errors import InvalidInput, InvalidTransition
 
@@ -138,7 +141,9 @@ def normalize_message_id(value: object, *, field: str = "message_id") -> str:
     """A message id as stored: a non-empty string (ints are taken as their decimal text)."""
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise InvalidInput(field, f"must be a non-empty string, got {type(value).__name__}")
-    text = str(value)
+    if isinstance(value, int):  # (str() of a huge int raises ValueError of its own)
+        value = str(require_int(value, field=field, minimum=INT64_MIN, maximum=INT64_MAX))
+    text = value
     if not text.strip():
         raise InvalidInput(field, "must not be empty")
     if len(text) > MAX_MESSAGE_ID_LENGTH:
