@@ -563,7 +563,10 @@ def test_ingest_raises_only_wastate_errors_and_agrees(
 
 
 @pytest.fixture
-def managers(postgres_url: str, sqlite_url: str) -> Iterator[dict[str, StateManager]]:
+def managers(
+    postgres_url: str, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, StateManager]]:
+    monkeypatch.chdir(FILES)  # junk relative paths given to export_state land there
     tenant = f"fz-sm-{os.urandom(6).hex()}"
     made = {
         dialect: StateManager(
@@ -617,9 +620,12 @@ MANAGER_CONSTRUCTION = call(
 
 
 @given(calls=st.lists(st.one_of(CONNECT_CALLS, MANAGER_CONSTRUCTION), min_size=1, max_size=4))
-def test_connect_raises_only_configuration_errors(calls: list[Any]) -> None:
+def test_connect_raises_only_configuration_errors(
+    calls: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Junk settings to `connect()` and `StateManager()`: a `ConfigurationError` naming the
     variable (or `InvalidInput` for an id, `ServiceUnavailable` for a server not there)."""
+    monkeypatch.chdir(FILES)  # a junk (None) URL means the default file, ./wastate.db
     for name, args, kwargs in calls:
         CALLS[name] += 1
         error: BaseException | None = None
@@ -729,6 +735,49 @@ def test_each_named_bad_call_is_invalid_input_naming_its_field_and_writes_nothin
     with store.unit_of_work(tenant) as uow, pytest.raises(InvalidInput) as raised:
         bad_call(uow)
     assert raised.value.field.startswith(field), (case, raised.value)
+    assert snapshot(store, tenant) == before
+
+
+def webhook_body(name: str, caption: str, pricing: Any) -> dict[str, Any]:
+    value = {
+        "contacts": [{"wa_id": "919800000011", "profile": {"name": name}}],
+        "messages": [
+            {
+                "from": "919800000011",
+                "id": "wamid.W1",
+                "timestamp": "1763800000",
+                "type": "image",
+                "image": {"id": "media-1", "caption": caption},
+            }
+        ],
+        "statuses": [
+            {"id": "wamid.W0", "status": "read", "timestamp": "1763800001", "pricing": pricing}
+        ],
+    }
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": value}]}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (webhook_body("\ud83d", "ok", None), "entry[0].changes[0].value.contacts"),
+        (webhook_body("Asha", "a\x00b", None), "entry[0].changes[0].value.messages[0].media"),
+        (webhook_body("Asha", "ok", {"\udfff": 1}), "entry[0].changes[0].value.statuses[0]"),
+    ],
+    ids=["surrogate profile name", "NUL caption", "surrogate pricing key"],
+)
+def test_a_webhook_with_one_unstorable_string_is_refused_whole(
+    store: wastate.Store, tenant: str, body: dict[str, Any], field: str
+) -> None:
+    """One bad string anywhere in a webhook: InvalidInput naming its path, and no mapping,
+    message or parked status written (not even for the body's good parts)."""
+    before = snapshot(store, tenant)
+    with store.unit_of_work(tenant) as uow, pytest.raises(InvalidInput) as raised:
+        webhooks.ingest(uow, body)
+    assert raised.value.field.startswith(field), raised.value
     assert snapshot(store, tenant) == before
 
 
