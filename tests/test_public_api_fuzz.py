@@ -781,6 +781,29 @@ def test_a_webhook_with_one_unstorable_string_is_refused_whole(
     assert snapshot(store, tenant) == before
 
 
+def test_state_manager_paths_and_callbacks_are_checked(database_url: str, tmp_path: Any) -> None:
+    """A folder as the export file, a file as the backup folder, a NUL in a path, a progress
+    that is no callable: InvalidInput naming the argument, and no file left behind."""
+    (tmp_path / "a-file").write_text("x")
+    with StateManager(database_url, "none://", tenant_id="fz-paths", clock=fixed_clock) as manager:
+        for field, bad_call in (
+            ("output_file", lambda: manager.export_state(tmp_path)),
+            ("output_file", lambda: manager.export_state("a\x00b")),
+            ("output_file", lambda: manager.export_state([1])),
+            ("progress", lambda: manager.export_state(tmp_path / "s.json", progress=True)),
+            ("path", lambda: manager.import_state(tmp_path / "missing.json")),
+        ):
+            with pytest.raises(InvalidInput) as raised:
+                bad_call()
+            assert raised.value.field == field
+    backups_in_a_file = StateManager(
+        database_url, "none://", tenant_id="fz-paths", backup_dir=tmp_path / "a-file"
+    )
+    with backups_in_a_file, pytest.raises(InvalidInput, match="backup_dir"):
+        backups_in_a_file.backup_state()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
 def test_an_unmigrated_sqlite_file_is_schema_not_ready(tmp_path: Any) -> None:
     """SQLite's "no such table" is `SchemaNotReady`, as PostgreSQL's missing table is."""
     with wastate.connect(f"sqlite:///{tmp_path / 'empty.db'}", "none://") as store:

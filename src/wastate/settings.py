@@ -26,7 +26,7 @@ DEFAULT_CACHE_URL = "memory://"
 # Upper bounds: what PostgreSQL's settings and the standard library's timers accept, so an absurd
 # value is a ConfigurationError at start-up, not an OverflowError in a background thread later.
 _INT32_MAX = 2**31 - 1
-_DAY = 86_400.0
+_YEAR = 365 * 86_400.0
 _CACHE_SCHEMES = ("redis", "rediss", "memory", "none", "unix")
 # The SQL is written for these two databases, and the PostgreSQL fast path for psycopg 3.
 _DATABASE_DRIVERS = {"postgresql": "psycopg", "postgres": "psycopg", "sqlite": "pysqlite"}
@@ -53,24 +53,24 @@ class Settings(BaseSettings):
     near_cache_ttl_seconds: float = Field(
         5.0,
         gt=0,
-        le=_DAY,
+        le=_YEAR,
         description="L1 lifetime: the staleness bound if an invalidation is lost",
     )
     near_cache_size: int = Field(
         100_000, ge=0, le=_INT32_MAX, description="L1 entries kept at most"
     )
     cache_timeout_seconds: float = Field(
-        0.25, gt=0, le=_DAY, description="socket timeout for the cache"
+        0.25, gt=0, le=_YEAR, description="socket timeout for the cache"
     )
     activity_flush_seconds: float = Field(
-        30.0, gt=0, le=_DAY, description="how often coalesced last_activity_at updates are written"
+        30.0, gt=0, le=_YEAR, description="how often coalesced last_activity_at updates are written"
     )
     default_tenant: str | None = Field(None, description="HTTP: tenant of requests naming none")
     require_api_key: bool = Field(False, description="HTTP: every route needs a per-tenant key")
     api_key_cache_seconds: float = Field(
         5.0,
         ge=0,
-        le=_DAY,
+        le=_YEAR,
         description="HTTP: how long a verified key is trusted (the revocation delay)",
     )
     webhook_app_secret: str | None = Field(
@@ -80,7 +80,7 @@ class Settings(BaseSettings):
         None, description="HTTP: the hub.verify_token of the webhook handshake"
     )
     pool_size: int = Field(10, ge=1, le=10_000)
-    pool_timeout_seconds: float = Field(5.0, gt=0, le=_DAY)
+    pool_timeout_seconds: float = Field(5.0, gt=0, le=_YEAR)
     statement_timeout_ms: int = Field(
         15_000, ge=0, le=_INT32_MAX, description="PostgreSQL statement_timeout"
     )

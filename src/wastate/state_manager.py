@@ -15,6 +15,7 @@ imported naive times (the seed wrote local `datetime.now()`) are taken as UTC.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import os
@@ -303,7 +304,7 @@ class StateManager:
         _check_progress(progress)
         try:
             _atomic_write(path, functools.partial(self._write_document, progress=progress))
-        except OSError as exc:  # the path given cannot be written: a folder, a full disk, …
+        except OSError as exc:  # the path given cannot be written: a folder, read-only, …
             raise _unwritable("output_file", path, exc) from exc
         return str(path)
 
@@ -311,28 +312,30 @@ class StateManager:
         """Export to `backup_dir/<state file stem>_backup_YYYYMMDD_HHMMSS.json` (UTC time of the
         store's clock; `_2`, `_3`, … when that name is taken). Returns the path written."""
         _check_progress(progress)
+        try:
+            return self._backup(progress)
+        except OSError as exc:  # the folder cannot be written: a file, read-only, …
+            raise _unwritable("backup_dir", self.backup_dir, exc) from exc
+
+    def _backup(self, progress: Progress | None) -> str:
         stamp = self._now().astimezone(UTC).strftime("%Y%m%d_%H%M%S")
         base = f"{self.state_file.stem}_backup_{stamp}"
-        path = self.backup_dir / f"{base}.json"
-        try:
-            self.backup_dir.mkdir(parents=True, exist_ok=True)
-            path, attempt = self.backup_dir / f"{base}.json", 1
-            while True:
-                try:
-                    # Claim the name so two backups in one second never overwrite each other.
-                    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-                    break
-                except FileExistsError:
-                    attempt += 1
-                    path = self.backup_dir / f"{base}_{attempt}.json"
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        path, attempt = self.backup_dir / f"{base}.json", 1
+        while True:
             try:
-                _atomic_write(path, functools.partial(self._write_document, progress=progress))
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-                raise
-        except OSError as exc:
-            raise _unwritable("backup_dir", path, exc) from exc
+                # Claim the name so two backups in one second never overwrite each other.
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+                break
+            except FileExistsError:
+                attempt += 1
+                path = self.backup_dir / f"{base}_{attempt}.json"
+        try:
+            _atomic_write(path, functools.partial(self._write_document, progress=progress))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise
         return str(path)
 
     def import_state(
@@ -466,7 +469,29 @@ def _path(value: object, field: str) -> Path:
     return Path(os.fsdecode(encoded))
 
 
-def _unwritable(field: str, path: Path, exc: OSError) -> InvalidInput:
+# OSErrors that say the path given is wrong (a folder, missing, read-only, too long…), as opposed
+# to the machine failing (a full disk, an I/O error), which stays an OSError.
+_PATH_ERRNOS = frozenset(
+    {
+        errno.EACCES,
+        errno.EBUSY,
+        errno.EEXIST,
+        errno.EINVAL,
+        errno.EISDIR,
+        errno.ELOOP,
+        errno.ENAMETOOLONG,
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EPERM,
+        errno.EROFS,
+        errno.EXDEV,
+    }
+)
+
+
+def _unwritable(field: str, path: Path, exc: OSError) -> OSError | InvalidInput:
+    if exc.errno not in _PATH_ERRNOS:
+        return exc
     return InvalidInput(field, f"cannot write {str(path)!r}: {exc.strerror or exc}")
 
 
