@@ -843,5 +843,6 @@ def test_the_fuzz_run_made_calls_and_found_no_strangers(capsys: pytest.CaptureFi
             f" {len(STRANGERS)} non-WastateError exceptions"
         )
     assert not STRANGERS, STRANGERS
-    if total:  # run alone, the tally has nothing to count
-        assert len(CALLS) >= 40, sorted(CALLS)
+    repository_calls = {name for name in CALLS if "." in name and name != "webhooks.ingest"}
+    if repository_calls:  # the repository fuzz ran: it reached most entry points
+        assert len(repository_calls) >= 30, sorted(repository_calls)
