@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from alembic import command
 from wastate.db.engine import create_sqlite_engine, is_sqlite, normalize_url
 from wastate.db.errors import translate_db_error
-from wastate.errors import ConfigurationError, SchemaNotReady
+from wastate.errors import ConfigurationError, SchemaNotReady, ServiceUnavailable
 
 __all__ = [
     "alembic_config",
@@ -65,8 +65,12 @@ def head_revision() -> str:
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at, or None for an empty database."""
-    with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except DBAPIError as exc:  # e.g. a server that is not there: not a raw driver error
+        translated = translate_db_error(exc)
+        raise translated or ServiceUnavailable(f"cannot reach the database: {exc.orig}") from exc
 
 
 def migrate(url: str, revision: str = "head") -> None:

@@ -16,13 +16,26 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from wastate.domain.storable import text_problem
 from wastate.errors import ConfigurationError
 
 __all__ = ["DEFAULT_CACHE_URL", "DEFAULT_DATABASE_URL", "Settings", "load_settings"]
 
 DEFAULT_DATABASE_URL = "sqlite:///./wastate.db"
 DEFAULT_CACHE_URL = "memory://"
+# Upper bounds: what PostgreSQL's settings and the standard library's timers accept, so an absurd
+# value is a ConfigurationError at start-up, not an OverflowError in a background thread later.
+_INT32_MAX = 2**31 - 1
+_YEAR = 365 * 86_400.0
 _CACHE_SCHEMES = ("redis", "rediss", "memory", "none", "unix")
+# The SQL is written for these two databases, and the PostgreSQL fast path for psycopg 3.
+_DATABASE_DRIVERS = {"postgresql": "psycopg", "postgres": "psycopg", "sqlite": "pysqlite"}
+
+
+def _check_text(value: str) -> None:
+    problem = text_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
 
 
 class Settings(BaseSettings):
@@ -32,23 +45,33 @@ class Settings(BaseSettings):
 
     database_url: str = Field(DEFAULT_DATABASE_URL, description="any SQLAlchemy URL")
     cache_url: str = Field(DEFAULT_CACHE_URL, description="redis://…, memory://, none://")
-    mapping_ttl_seconds: int = Field(3600, ge=1, description="cache TTL of mappings")
+    mapping_ttl_seconds: int = Field(3600, ge=1, le=_INT32_MAX, description="cache TTL of mappings")
     cache_prefix: str = Field(
         "wastate", min_length=1, max_length=64, description="first part of every cache key"
     )
     near_cache: bool = Field(True, description="in-process L1 in front of a shared cache")
     near_cache_ttl_seconds: float = Field(
-        5.0, gt=0, description="L1 lifetime: the staleness bound if an invalidation is lost"
+        5.0,
+        gt=0,
+        le=_YEAR,
+        description="L1 lifetime: the staleness bound if an invalidation is lost",
     )
-    near_cache_size: int = Field(100_000, ge=0, description="L1 entries kept at most")
-    cache_timeout_seconds: float = Field(0.25, gt=0, description="socket timeout for the cache")
+    near_cache_size: int = Field(
+        100_000, ge=0, le=_INT32_MAX, description="L1 entries kept at most"
+    )
+    cache_timeout_seconds: float = Field(
+        0.25, gt=0, le=_YEAR, description="socket timeout for the cache"
+    )
     activity_flush_seconds: float = Field(
-        30.0, gt=0, description="how often coalesced last_activity_at updates are written"
+        30.0, gt=0, le=_YEAR, description="how often coalesced last_activity_at updates are written"
     )
     default_tenant: str | None = Field(None, description="HTTP: tenant of requests naming none")
     require_api_key: bool = Field(False, description="HTTP: every route needs a per-tenant key")
     api_key_cache_seconds: float = Field(
-        5.0, ge=0, description="HTTP: how long a verified key is trusted (the revocation delay)"
+        5.0,
+        ge=0,
+        le=_YEAR,
+        description="HTTP: how long a verified key is trusted (the revocation delay)",
     )
     webhook_app_secret: str | None = Field(
         None, description="HTTP: Meta app secret; webhook posts need X-Hub-Signature-256"
@@ -56,22 +79,39 @@ class Settings(BaseSettings):
     webhook_verify_token: str | None = Field(
         None, description="HTTP: the hub.verify_token of the webhook handshake"
     )
-    pool_size: int = Field(10, ge=1)
-    pool_timeout_seconds: float = Field(5.0, gt=0)
-    statement_timeout_ms: int = Field(15_000, ge=0, description="PostgreSQL statement_timeout")
+    pool_size: int = Field(10, ge=1, le=10_000)
+    pool_timeout_seconds: float = Field(5.0, gt=0, le=_YEAR)
+    statement_timeout_ms: int = Field(
+        15_000, ge=0, le=_INT32_MAX, description="PostgreSQL statement_timeout"
+    )
 
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
+        _check_text(value)
         try:
-            make_url(value)
-        except ArgumentError as exc:
+            url = make_url(value)
+            port = url.port  # parsed lazily: "host:abc" fails only here
+        except (ArgumentError, ValueError) as exc:
             raise ValueError(f"not a database URL: {value!r}") from exc
+        backend, _, driver = url.drivername.partition("+")
+        if backend not in _DATABASE_DRIVERS:
+            raise ValueError(
+                f"unsupported database {backend!r} in {value!r}: use postgresql://… or sqlite:///…"
+            )
+        if driver and driver != _DATABASE_DRIVERS[backend]:
+            raise ValueError(
+                f"unsupported driver {driver!r} for {backend}: wastate uses"
+                f" {_DATABASE_DRIVERS[backend]} (leave the driver out of the URL)"
+            )
+        if port is not None and not 0 < port < 65536:
+            raise ValueError(f"port {port} is out of range")
         return value
 
     @field_validator("cache_url")
     @classmethod
     def _check_cache_url(cls, value: str) -> str:
+        _check_text(value)
         scheme, sep, _ = value.partition("://")
         if not sep or not scheme:
             raise ValueError(f"not a cache URL: {value!r} (try memory://, none:// or redis://…)")

@@ -15,6 +15,7 @@ imported naive times (the seed wrote local `datetime.now()`) are taken as UTC.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import os
@@ -23,9 +24,11 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
-from wastate.domain.clock import Clock, utcnow
+from pydantic import BaseModel, ValidationError
+
+from wastate.domain.clock import Clock, as_utc, utcnow
 from wastate.domain.ids import normalize_tenant_id
 from wastate.domain.lifecycle import (
     RESERVED_MESSAGE_KEYS,
@@ -33,9 +36,11 @@ from wastate.domain.lifecycle import (
     LifecycleStatistics,
     MessageStatus,
     json_value,
+    normalize_config_key,
     normalize_message_id,
     parse_message_status,
 )
+from wastate.domain.messages import invalid_input_from
 from wastate.domain.sessions import (
     DEFAULT_SESSION_PATH,
     DEFAULT_VALIDATION_INTERVAL_MINUTES,
@@ -90,8 +95,12 @@ class StateManager:
     ) -> None:
         self.tenant_id = normalize_tenant_id(tenant_id)
         self.client_id = normalize_client_id(client_id)
-        self.state_file = Path(state_file if state_file is not None else DEFAULT_STATE_FILE)
-        self.backup_dir = Path(backup_dir) if backup_dir is not None else self.state_file.parent
+        self.state_file = _path(
+            state_file if state_file is not None else DEFAULT_STATE_FILE, "state_file"
+        )
+        self.backup_dir = (
+            _path(backup_dir, "backup_dir") if backup_dir is not None else self.state_file.parent
+        )
         store = connect(database_url, cache_url, clock=clock)
         try:
             _ensure_schema(store)
@@ -291,13 +300,24 @@ class StateManager:
         file in the same folder, fsync, rename) from one consistent snapshot, streaming the
         messages in batches so memory stays flat. `progress(n)` hears how many messages are
         written so far, every `PROGRESS_EVERY` and at the end. Returns the path written."""
-        path = Path(output_file) if output_file is not None else self.state_file
-        _atomic_write(path, functools.partial(self._write_document, progress=progress))
+        path = _path(output_file, "output_file") if output_file is not None else self.state_file
+        _check_progress(progress)
+        try:
+            _atomic_write(path, functools.partial(self._write_document, progress=progress))
+        except OSError as exc:  # the path given cannot be written: a folder, read-only, …
+            raise _unwritable("output_file", path, exc) from exc
         return str(path)
 
     def backup_state(self, *, progress: Progress | None = None) -> str:
         """Export to `backup_dir/<state file stem>_backup_YYYYMMDD_HHMMSS.json` (UTC time of the
         store's clock; `_2`, `_3`, … when that name is taken). Returns the path written."""
+        _check_progress(progress)
+        try:
+            return self._backup(progress)
+        except OSError as exc:  # the folder cannot be written: a file, read-only, …
+            raise _unwritable("backup_dir", self.backup_dir, exc) from exc
+
+    def _backup(self, progress: Progress | None) -> str:
         stamp = self._now().astimezone(UTC).strftime("%Y%m%d_%H%M%S")
         base = f"{self.state_file.stem}_backup_{stamp}"
         self.backup_dir.mkdir(parents=True, exist_ok=True)
@@ -325,7 +345,8 @@ class StateManager:
         account_info, messages, statistics, config), in one transaction. Idempotent; a corrupt
         or foreign file raises `InvalidInput` and writes nothing. `progress(n)` hears the
         message count once it is committed. Returns the message count."""
-        document = _load_document(Path(path))
+        _check_progress(progress)
+        document = _load_document(_path(path, "path"))
         parsed = _parse_document(document, self.client_id, self._now())
         with self._uow() as uow:
             uow.sessions.replace(parsed.session)
@@ -436,6 +457,61 @@ def _account_payload(account_info: object) -> dict[str, Any] | None:
     return stored
 
 
+def _path(value: object, field: str) -> Path:
+    """A file or folder argument as a `Path`; one no file system call could take is refused."""
+    if not isinstance(value, str | os.PathLike):
+        raise InvalidInput(field, f"must be a path, got {type(value).__name__}")
+    try:
+        encoded = os.fsencode(value)
+    except (TypeError, UnicodeEncodeError) as exc:
+        raise InvalidInput(field, "is not a path the file system can encode") from exc
+    if b"\x00" in encoded:
+        raise InvalidInput(field, "must not contain NUL characters")
+    return Path(os.fsdecode(encoded))
+
+
+# OSErrors that say the path given is wrong (a folder, missing, read-only, too long…), as opposed
+# to the machine failing (a full disk, an I/O error), which stays an OSError.
+_PATH_ERRNOS = frozenset(
+    {
+        errno.EACCES,
+        errno.EBUSY,
+        errno.EEXIST,
+        errno.EINVAL,
+        errno.EISDIR,
+        errno.ELOOP,
+        errno.ENAMETOOLONG,
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EPERM,
+        errno.EROFS,
+        errno.EXDEV,
+    }
+)
+
+
+def _unwritable(field: str, path: Path, exc: OSError) -> OSError | InvalidInput:
+    if exc.errno not in _PATH_ERRNOS:
+        return exc
+    return InvalidInput(field, f"cannot write {str(path)!r}: {exc.strerror or exc}")
+
+
+def _check_progress(progress: object) -> None:
+    if progress is not None and not callable(progress):
+        raise InvalidInput("progress", f"must be callable, got {type(progress).__name__}")
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _model(model: type[_M], field: str, **values: Any) -> _M:
+    """`model(**values)`, or `InvalidInput` naming the part of the document that is wrong."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        raise invalid_input_from(exc, prefix=field) from exc
+
+
 def _atomic_write(path: Path, write: Callable[[IO[str]], None]) -> None:
     """Write `path` so that it is either the old file or the complete new one, never half."""
     folder = path.parent if str(path.parent) else Path(".")
@@ -495,6 +571,8 @@ def _load_document(path: Path) -> Any:
         raise InvalidInput(
             "path", f"{str(path)!r} is not valid JSON (line {exc.lineno}: {exc.msg})"
         ) from exc
+    except RecursionError as exc:
+        raise InvalidInput("path", f"{str(path)!r} nests too deep to be a state file") from exc
 
 
 def _parse_document(document: Any, client_id: str, now: datetime) -> _ParsedState:
@@ -514,7 +592,10 @@ def _parse_document(document: Any, client_id: str, now: datetime) -> _ParsedStat
     statistics = _parse_statistics(_object(document.get("statistics"), "statistics", optional=True))
     config_document = _object(document.get("config"), "config", optional=True) or {}
     config = {
-        str(key): json_value(value, field=f"config.{key}") for key, value in config_document.items()
+        (name := normalize_config_key(key, field="config")): json_value(
+            value, field=f"config.{name}"
+        )
+        for key, value in config_document.items()
     }
     messages = list(_parse_messages(_object(document["messages"], "messages"), now))
     return _ParsedState(session, statistics, config, messages)
@@ -537,7 +618,7 @@ def _parse_time(value: Any, field: str) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
         raise InvalidInput(field, f"{value!r} is not an ISO 8601 time") from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return as_utc(parsed, field=field)
 
 
 def _flag(document: Mapping[str, Any], key: str, default: bool) -> bool:
@@ -568,7 +649,9 @@ def _parse_session(
     if account is not None and any(value is not None for value in account.values()):
         account_updated_at = _parse_time(account.get("last_updated"), "account_info.last_updated")
         account_info = _account_payload(account)
-    return ClientSessionState(
+    return _model(
+        ClientSessionState,
+        "session",
         client_id=client_id,
         authenticated=_flag(session, "authenticated", False),
         session_valid=_flag(session, "session_valid", False),
@@ -598,7 +681,7 @@ def _parse_statistics(document: dict[str, Any] | None) -> LifecycleStatistics:
         values[key] = value
     for key in ("last_message_received", "last_message_sent"):
         values[key] = _parse_time(document.get(key), f"statistics.{key}")
-    return LifecycleStatistics(**values)
+    return _model(LifecycleStatistics, "statistics", **values)
 
 
 def _parse_messages(buckets: dict[str, Any] | None, now: datetime) -> Iterator[ApprovalRecord]:
@@ -621,7 +704,9 @@ def _parse_messages(buckets: dict[str, Any] | None, now: datetime) -> Iterator[A
             payload = {k: v for k, v in item.items() if k not in RESERVED_MESSAGE_KEYS}
             added_at = _parse_time(item.get("added_at"), f"{field}.added_at") or now
             changed_at = _parse_time(item.get("status_changed_at"), f"{field}.status_changed_at")
-            yield ApprovalRecord(
+            yield _model(
+                ApprovalRecord,
+                field,
                 message_id=message_id,
                 status=status,
                 payload=json_value(payload, field=field),

@@ -15,6 +15,7 @@ from wastate import migrations
 from wastate.cache.mappings import CachedMappingRepository, MappingCache
 from wastate.db.engine import create_wastate_engine, normalize_url
 from wastate.domain.clock import Clock, Monotonic, utcnow
+from wastate.errors import ConfigurationError
 from wastate.repositories.mappings import ActivityWriter, SqlMappingRepository
 from wastate.settings import Settings, load_settings
 from wastate.uow import UnitOfWork
@@ -41,6 +42,10 @@ class Store:
         clock: Clock = utcnow,
         monotonic: Monotonic = time.monotonic,
     ) -> None:
+        if settings is not None and not isinstance(settings, Settings):
+            raise ConfigurationError(f"settings: must be Settings, got {type(settings).__name__}")
+        if not callable(clock):
+            raise ConfigurationError(f"clock: must be callable, got {type(clock).__name__}")
         self.settings = settings if settings is not None else load_settings()
         self.clock = clock
         self.monotonic = monotonic

@@ -41,7 +41,7 @@ from typing import Any
 
 from wastate.domain.clock import Clock, utcnow
 from wastate.domain.ids import normalize_tenant_id, normalize_wa_id
-from wastate.domain.maintenance import require_positive_age
+from wastate.domain.maintenance import cutoff_before, require_batch_size
 from wastate.domain.mappings import (
     ConversationMapping,
     MappingStatus,
@@ -51,7 +51,7 @@ from wastate.domain.mappings import (
     validate_conversation_id,
 )
 from wastate.errors import Conflict
-from wastate.repositories.mappings import BatchedMaintenance
+from wastate.repositories.mappings import BatchedMaintenance, check_refreshes
 
 __all__ = ["FakeMappingRepository", "FakeStore", "FakeUnitOfWork"]
 
@@ -206,7 +206,7 @@ class FakeMappingRepository(BatchedMaintenance):
 
     def touch(self, refreshes: Sequence[tuple[str, datetime]]) -> None:
         """Move `last_activity_at` of active mappings forward (never backwards)."""
-        for wa_id, at in refreshes:
+        for wa_id, at in check_refreshes(refreshes):
             found = self._active(wa_id)
             if found is not None and found.last_activity_at < at:
                 self._replace(found, last_activity_at=at)
@@ -263,18 +263,19 @@ class FakeMappingRepository(BatchedMaintenance):
 
     def expire_batch(self, older_than: timedelta, *, limit: int) -> list[ConversationMapping]:
         """Expire up to `limit` active mappings idle for longer than `older_than`."""
-        require_positive_age(older_than)
         now = self._uow.now()
+        cutoff = cutoff_before(now, older_than)
+        limit = require_batch_size(limit)
         idle = sorted(
-            (r for r in self._uow.rows() if r.is_active and r.last_activity_at < now - older_than),
+            (r for r in self._uow.rows() if r.is_active and r.last_activity_at < cutoff),
             key=lambda row: row.last_activity_at,
         )[:limit]
         return [self._replace(row, status=MappingStatus.EXPIRED, closed_at=now) for row in idle]
 
     def purge_batch(self, older_than: timedelta, *, limit: int) -> list[ConversationMapping]:
         """Delete up to `limit` closed/expired mappings closed more than `older_than` ago."""
-        require_positive_age(older_than)
-        cutoff = self._uow.now() - older_than
+        cutoff = cutoff_before(self._uow.now(), older_than)
+        limit = require_batch_size(limit)
         doomed = sorted(
             (
                 r

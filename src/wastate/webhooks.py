@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from wastate.domain.ids import normalize_wa_id, require_external_id
+from wastate.domain.mappings import normalize_contact_name
 from wastate.domain.messages import (
     DeliveryStatus,
     Direction,
@@ -354,11 +355,17 @@ def _plan(body: WebhookPayload) -> _Plan:
                 continue
             path = f"entry[{e}].changes[{c}].value"
             value = change.value
-            plan.errors.extend(error.to_domain() for error in value.errors)
+            try:
+                plan.errors.extend(error.to_domain() for error in value.errors)
+            except ValidationError as exc:
+                raise invalid_input_from(exc, prefix=f"{path}.errors") from exc
             for m, inbound in enumerate(value.messages):
                 where = f"{path}.messages[{m}]"
                 wa_id = _user_key(inbound.from_, inbound.from_user_id, f"{where}.from")
-                name = _contact_name(value.contacts, inbound.from_, inbound.from_user_id)
+                name = normalize_contact_name(
+                    _contact_name(value.contacts, inbound.from_, inbound.from_user_id),
+                    field=f"{path}.contacts",
+                )
                 if name is not None or wa_id not in plan.users:
                     plan.users[wa_id] = name or plan.users.get(wa_id)
                 message = _new_message(inbound, Direction.INBOUND, wa_id, where)
@@ -379,20 +386,25 @@ def _plan(body: WebhookPayload) -> _Plan:
                     log.info("ignoring status %r of %s", status.status, status.id)
                     plan.ignored += 1
                     continue
-                plan.statuses.append(
-                    StatusEvent(
-                        message_id=status.id,
-                        status=DeliveryStatus(status.status.lower()),
-                        at=status.timestamp,
-                        error=status.errors[0].to_domain() if status.errors else None,
-                        pricing=status.pricing,
-                        conversation=status.conversation,
-                        biz_opaque_callback_data=status.biz_opaque_callback_data,
-                        recipient_id=status.recipient_id,
-                        recipient_user_id=status.recipient_user_id,
-                    )
-                )
+                plan.statuses.append(_status_event(status, where))
     return plan
+
+
+def _status_event(status: StatusUpdate, path: str) -> StatusEvent:
+    try:
+        return StatusEvent(
+            message_id=status.id,
+            status=DeliveryStatus(status.status.lower()),
+            at=status.timestamp,
+            error=status.errors[0].to_domain() if status.errors else None,
+            pricing=status.pricing,
+            conversation=status.conversation,
+            biz_opaque_callback_data=status.biz_opaque_callback_data,
+            recipient_id=status.recipient_id,
+            recipient_user_id=status.recipient_user_id,
+        )
+    except ValidationError as exc:  # e.g. text or JSON neither database could store alike
+        raise invalid_input_from(exc, prefix=path) from exc
 
 
 def ingest(

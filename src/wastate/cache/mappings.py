@@ -40,9 +40,15 @@ from wastate.cache.registry import open_cache
 from wastate.cache.singleflight import SingleFlight
 from wastate.domain.clock import Monotonic
 from wastate.domain.ids import normalize_wa_id
-from wastate.domain.mappings import ConversationMapping, MappingStatus, normalize_contact_name
+from wastate.domain.maintenance import cutoff_before, require_batch_size
+from wastate.domain.mappings import (
+    ConversationMapping,
+    MappingStatus,
+    normalize_contact_name,
+    validate_conversation_id,
+)
 from wastate.errors import InvalidInput
-from wastate.repositories.mappings import BatchedMaintenance, MappingRepository
+from wastate.repositories.mappings import BatchedMaintenance, MappingRepository, check_refreshes
 
 if TYPE_CHECKING:
     from wastate.repositories.base import Database
@@ -222,6 +228,7 @@ class CachedMappingRepository(BatchedMaintenance):
         A `contact_name` different from the cached one goes to the database (which renames).
         """
         key = normalize_wa_id(wa_id)
+        normalize_contact_name(contact_name)  # refused before any cache or database is asked
         forward = self._prefix + "wa:" + escape(key)
         near = self._near
         if near is not None and not self._dirty:
@@ -273,7 +280,7 @@ class CachedMappingRepository(BatchedMaintenance):
 
     def touch(self, refreshes: Sequence[tuple[str, datetime]]) -> None:
         """Write activity refreshes (last_activity_at is not cached: nothing to invalidate)."""
-        self._inner.touch(refreshes)
+        self._inner.touch(check_refreshes(refreshes))
 
     def by_wa_id(self, wa_id: str) -> ConversationMapping | None:
         """The user's active mapping, or None. Never creates."""
@@ -292,8 +299,7 @@ class CachedMappingRepository(BatchedMaintenance):
 
     def by_conversation(self, conversation_id: str) -> ConversationMapping | None:
         """The mapping (in any status) of a conversation id: the reverse lookup."""
-        if not isinstance(conversation_id, str):
-            return self._inner.by_conversation(conversation_id)  # raises InvalidInput
+        conversation_id = validate_conversation_id(conversation_id)
         reverse = self._reverse_key(conversation_id)
         near = self._near
         if near is not None and not self._dirty:
@@ -337,6 +343,8 @@ class CachedMappingRepository(BatchedMaintenance):
 
     def expire_batch(self, older_than: timedelta, *, limit: int) -> list[ConversationMapping]:
         """Expire up to `limit` idle active mappings (pending activity is written first)."""
+        cutoff_before(self._db.now(), older_than)  # checked before the activity is written
+        require_batch_size(limit)
         # Written in this unit of work's transaction: a flush on another connection could
         # wait on this transaction's own locks.
         pending = self._cache.activity.take(self._db.tenant_id)

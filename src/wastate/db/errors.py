@@ -1,7 +1,8 @@
 """Translate database errors into the wastate family by SQLSTATE / SQLite error code.
 
-Never by message text: psycopg exposes `sqlstate` and `diag.constraint_name`, sqlite3 exposes
-`sqlite_errorname`. Anything not recognised is re-raised unchanged by the caller.
+Not by message text: psycopg exposes `sqlstate` and `diag.constraint_name`, sqlite3 exposes
+`sqlite_errorname`. (One exception: SQLite's missing table or column, which has no code of its
+own; see `_SQLITE_MISSING_SCHEMA`.) Anything not recognised is re-raised unchanged by the caller.
 """
 
 from __future__ import annotations
@@ -27,6 +28,18 @@ _PG_INPUT_ERRORS = {
     "23503": "refers to a record that does not exist",
     "23514": "breaks a check rule",
 }
+
+
+# SQLite reports a missing table or column only as the generic SQLITE_ERROR (code 1), the same
+# code as a syntax error; unlike PostgreSQL (42P01, 42703) it has no distinct code, so here, and
+# only here, the message text decides. These prefixes have been stable since SQLite 3.0.
+_SQLITE_MISSING_SCHEMA = ("no such table:", "no such column:")
+
+
+def _missing_schema(error: sqlite3.Error) -> bool:
+    return isinstance(error, sqlite3.OperationalError) and str(error).startswith(
+        _SQLITE_MISSING_SCHEMA
+    )
 
 
 def translate_db_error(exc: DBAPIError | Exception) -> WastateError | None:
@@ -61,8 +74,8 @@ def translate_db_error(exc: DBAPIError | Exception) -> WastateError | None:
             return InvalidInput("value", "refers to a record that does not exist")
         if name in ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR"):
             return ServiceUnavailable(f"database unavailable ({name})")
-        if name == "SQLITE_ERROR" and isinstance(original, sqlite3.OperationalError):
-            return None
+        if name == "SQLITE_ERROR" and _missing_schema(original):
+            return SchemaNotReady("the database has no wastate schema: run `wastate migrate`")
         return None
     if invalidated:
         return ServiceUnavailable("database connection lost")

@@ -8,15 +8,14 @@
 
 Every entry into a status counts once in that status's statistic (`STATISTIC_FOR_STATUS`).
 
-Also here: what a lifecycle message, a config key and a stored JSON value must look like
-(`approval_message`, `normalize_message_id`, `normalize_config_key`, `json_value`), so bad input is
-refused with `InvalidInput` before anything is written.
+Also here: what a lifecycle message and a config key must look like (`approval_message`,
+`normalize_message_id`, `normalize_config_key`; stored JSON follows `wastate.domain.storable`'s
+`json_value`, re-exported here), so bad input is refused with `InvalidInput` before anything is
+written.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
@@ -24,6 +23,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from wastate.domain.storable import (
+    INT32_MAX,
+    INT64_MAX,
+    INT64_MIN,
+    StorableJSONObject,
+    StorableStr,
+    UtcTime,
+    check_text,
+    json_value,
+    require_int,
+)
 from wastate.errors import InvalidInput, InvalidTransition
 
 __all__ = [
@@ -131,14 +141,14 @@ def normalize_message_id(value: object, *, field: str = "message_id") -> str:
     """A message id as stored: a non-empty string (ints are taken as their decimal text)."""
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise InvalidInput(field, f"must be a non-empty string, got {type(value).__name__}")
-    text = str(value)
+    if isinstance(value, int):  # (str() of a huge int raises ValueError of its own)
+        value = str(require_int(value, field=field, minimum=INT64_MIN, maximum=INT64_MAX))
+    text = value
     if not text.strip():
         raise InvalidInput(field, "must not be empty")
     if len(text) > MAX_MESSAGE_ID_LENGTH:
         raise InvalidInput(field, f"longer than {MAX_MESSAGE_ID_LENGTH} characters")
-    if "\x00" in text:
-        raise InvalidInput(field, "must not contain NUL characters")
-    return text
+    return check_text(text, field=field)
 
 
 def normalize_config_key(value: object, *, field: str = "key") -> str:
@@ -149,49 +159,7 @@ def normalize_config_key(value: object, *, field: str = "key") -> str:
         raise InvalidInput(field, "must not be empty")
     if len(value) > MAX_CONFIG_KEY_LENGTH:
         raise InvalidInput(field, f"longer than {MAX_CONFIG_KEY_LENGTH} characters")
-    if "\x00" in value:
-        raise InvalidInput(field, "must not contain NUL characters")
-    return value
-
-
-def json_value(value: Any, *, field: str) -> Any:
-    """A deep copy of `value` that JSON stores and gives back equal, or `InvalidInput`.
-
-    Refused: anything `json` cannot encode, NaN/infinity, non-string keys and tuples (JSON would
-    silently turn them into something else, so an export would not give back what was stored),
-    and NUL characters (PostgreSQL's JSONB cannot hold them).
-    """
-    _check_json(value, field)
-    try:
-        return json.loads(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError) as exc:  # pragma: no cover - _check_json is stricter
-        raise InvalidInput(field, f"is not JSON-serialisable: {exc}") from exc
-
-
-def _check_json(value: Any, path: str) -> None:
-    if value is None or isinstance(value, bool | int):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidInput(path, f"{value!r} is not a JSON number")
-        return
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise InvalidInput(path, "strings must not contain NUL characters")
-        return
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_json(item, f"{path}[{index}]")
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidInput(path, f"JSON object keys must be strings, got {key!r}")
-            if "\x00" in key:
-                raise InvalidInput(path, "keys must not contain NUL characters")
-            _check_json(item, f"{path}.{key}")
-        return
-    raise InvalidInput(path, f"is not JSON-serialisable ({type(value).__name__})")
+    return check_text(value, field=field)
 
 
 def approval_message(message_data: object) -> tuple[str, dict[str, Any]]:
@@ -221,11 +189,11 @@ class ApprovalRecord(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    message_id: str
+    message_id: StorableStr = Field(min_length=1, max_length=MAX_MESSAGE_ID_LENGTH)
     status: MessageStatus
-    payload: dict[str, Any]
-    added_at: datetime
-    status_changed_at: datetime
+    payload: StorableJSONObject
+    added_at: UtcTime
+    status_changed_at: UtcTime
 
     def as_seed_dict(self) -> dict[str, Any]:
         """The message as the seed hands it back: the caller's dict plus status and times."""
@@ -241,14 +209,14 @@ class LifecycleStatistics(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    total_incoming: int = Field(default=0, ge=0)
-    total_pending_approval: int = Field(default=0, ge=0)
-    total_approved: int = Field(default=0, ge=0)
-    total_rejected: int = Field(default=0, ge=0)
-    total_sent: int = Field(default=0, ge=0)
-    total_failed: int = Field(default=0, ge=0)
-    last_message_received: datetime | None = None
-    last_message_sent: datetime | None = None
+    total_incoming: int = Field(default=0, ge=0, le=INT32_MAX)
+    total_pending_approval: int = Field(default=0, ge=0, le=INT32_MAX)
+    total_approved: int = Field(default=0, ge=0, le=INT32_MAX)
+    total_rejected: int = Field(default=0, ge=0, le=INT32_MAX)
+    total_sent: int = Field(default=0, ge=0, le=INT32_MAX)
+    total_failed: int = Field(default=0, ge=0, le=INT32_MAX)
+    last_message_received: UtcTime | None = None
+    last_message_sent: UtcTime | None = None
 
     def total(self, status: MessageStatus) -> int:
         """The counter of `status`."""

@@ -1,23 +1,48 @@
-"""Rules for housekeeping arguments (expire, purge): how old, and how many at a time."""
+"""Rules for housekeeping and listing arguments (expire, purge, pages): how old, how many.
+
+Every batch `limit` of every repository (and of the cache decorator and `wastate.testing`) goes
+through `require_batch_size` or `require_row_limit` before any statement: a negative or missing
+limit must never reach SQL, where SQLite reads `LIMIT -1` and PostgreSQL `LIMIT NULL` as "no
+limit at all".
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from wastate.domain.storable import INT64_MAX, require_int
 from wastate.errors import InvalidInput
 
-__all__ = ["require_batch_size", "require_positive_age"]
+__all__ = ["cutoff_before", "require_batch_size", "require_positive_age", "require_row_limit"]
 
 
-def require_positive_age(older_than: object) -> timedelta:
-    """A maintenance age: a positive `timedelta` (zero would mean "everything")."""
-    if not isinstance(older_than, timedelta) or older_than <= timedelta(0):
-        raise InvalidInput("older_than", "must be a positive duration")
+def require_positive_age(older_than: object, *, allow_zero: bool = False) -> timedelta:
+    """A maintenance age: a positive `timedelta` (zero would mean "everything"; `allow_zero`
+    where it does not, e.g. parked events)."""
+    smallest = timedelta(0) if allow_zero else timedelta.resolution
+    if not isinstance(older_than, timedelta) or older_than < smallest:
+        wanted = "a non-negative" if allow_zero else "a positive"
+        raise InvalidInput("older_than", f"must be {wanted} duration")
     return older_than
 
 
-def require_batch_size(limit: object) -> int:
-    """How many rows one maintenance batch may touch: a positive integer."""
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise InvalidInput("limit", "must be a positive integer")
-    return limit
+def cutoff_before(now: datetime, older_than: object, *, allow_zero: bool = False) -> datetime:
+    """`now - older_than` for a valid age; an age reaching back before year 1 is `InvalidInput`."""
+    age = require_positive_age(older_than, allow_zero=allow_zero)
+    try:
+        return now - age
+    except OverflowError as exc:
+        raise InvalidInput("older_than", "reaches back before year 1") from exc
+
+
+def require_batch_size(limit: object, *, field: str = "limit") -> int:
+    """How many rows one batch may touch: an integer from 1 to 2**63 - 1 (what both databases'
+    LIMIT takes)."""
+    return require_int(limit, field=field, minimum=1, maximum=INT64_MAX)
+
+
+def require_row_limit(limit: object, *, field: str = "limit") -> int | None:
+    """An optional cap on a listing: None (no cap), or an integer from 0 to 2**63 - 1."""
+    if limit is None:
+        return None
+    return require_int(limit, field=field, minimum=0, maximum=INT64_MAX)

@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from wastate.domain.ids import require_external_id
+from wastate.domain.storable import check_text
 from wastate.errors import Conflict, InvalidInput
 
 __all__ = [
@@ -36,17 +37,17 @@ def validate_communication_id(value: object) -> str | None:
     return None if value is None else validate_conversation_id(value, field="communication_id")
 
 
-def normalize_contact_name(value: object) -> str | None:
+def normalize_contact_name(value: object, *, field: str = "contact_name") -> str | None:
     """A profile name with whitespace runs collapsed (names arrive with stray newlines and
     tabs); None for no name or a blank one, which leaves a stored name alone."""
     if value is None:
         return None
     if not isinstance(value, str):
-        raise InvalidInput("contact_name", f"must be a string, got {type(value).__name__}")
+        raise InvalidInput(field, f"must be a string, got {type(value).__name__}")
     text = " ".join(value.split())
     if len(text) > MAX_CONTACT_NAME_LENGTH:
-        raise InvalidInput("contact_name", f"is longer than {MAX_CONTACT_NAME_LENGTH} characters")
-    return text or None
+        raise InvalidInput(field, f"is longer than {MAX_CONTACT_NAME_LENGTH} characters")
+    return check_text(text, field=field) or None
 
 
 class MappingStatus(StrEnum):

@@ -26,8 +26,18 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from wastate.domain.mappings import validate_conversation_id
+from wastate.domain.storable import AwareUtcTime, Int32, StorableJSONObject, StorableStr
 from wastate.errors import InvalidInput
 
 __all__ = [
@@ -133,10 +143,10 @@ class MessageError(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    code: int | None = None
-    title: str | None = None
-    message: str | None = None
-    details: str | None = None
+    code: Int32 | None = None
+    title: StorableStr | None = None
+    message: StorableStr | None = None
+    details: StorableStr | None = None
 
 
 class NewMessage(BaseModel):
@@ -144,25 +154,33 @@ class NewMessage(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
-    conversation_id: str | None = Field(None, max_length=128)
-    meta_message_id: str | None = Field(None, min_length=1, max_length=256)
-    genesys_message_id: str | None = Field(None, min_length=1, max_length=256)
+    conversation_id: StorableStr | None = Field(None, max_length=128)
+    meta_message_id: StorableStr | None = Field(None, min_length=1, max_length=256)
+    genesys_message_id: StorableStr | None = Field(None, min_length=1, max_length=256)
     direction: Direction
     status: DeliveryStatus = DeliveryStatus.SENT
     message_type: MessageType = MessageType.TEXT
-    wa_id: str | None = Field(None, max_length=140, description="the WhatsApp user, if known")
-    media_type: str | None = Field(None, max_length=128)
-    media_url: str | None = Field(None, max_length=2048)
-    media_id: str | None = Field(None, max_length=256)
-    media_mime_type: str | None = Field(None, max_length=255)
-    media_sha256: str | None = Field(None, max_length=128)
-    media_filename: str | None = Field(None, max_length=1024)
-    media_caption: str | None = Field(None, max_length=4096)
-    biz_opaque_callback_data: str | None = Field(None, max_length=4096)
+    wa_id: StorableStr | None = Field(
+        None, max_length=140, description="the WhatsApp user, if known"
+    )
+    media_type: StorableStr | None = Field(None, max_length=128)
+    media_url: StorableStr | None = Field(None, max_length=2048)
+    media_id: StorableStr | None = Field(None, max_length=256)
+    media_mime_type: StorableStr | None = Field(None, max_length=255)
+    media_sha256: StorableStr | None = Field(None, max_length=128)
+    media_filename: StorableStr | None = Field(None, max_length=1024)
+    media_caption: StorableStr | None = Field(None, max_length=4096)
+    biz_opaque_callback_data: StorableStr | None = Field(None, max_length=4096)
     error: MessageError | None = Field(
         None, description="WhatsApp's error (a failed send, or an inbound `unsupported` message)"
     )
-    occurred_at: AwareDatetime | None = Field(None, description="when the status was reached")
+    occurred_at: AwareUtcTime | None = Field(None, description="when the status was reached")
+
+    @field_validator("conversation_id")
+    @classmethod
+    def _conversation_id(cls, value: str | None) -> str | None:
+        # The one conversation-id rule (`wastate.domain.mappings`), as every lookup applies it.
+        return None if value is None else validate_conversation_id(value)
 
     @model_validator(mode="after")
     def _has_an_id(self) -> NewMessage:
@@ -176,15 +194,17 @@ class StatusEvent(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    message_id: str = Field(min_length=1, max_length=256)
+    message_id: StorableStr = Field(min_length=1, max_length=256)
     status: DeliveryStatus
-    at: AwareDatetime | None = None
+    at: AwareUtcTime | None = None
     error: MessageError | None = None
-    pricing: dict[str, Any] | None = None
-    conversation: dict[str, Any] | None = None
-    biz_opaque_callback_data: str | None = None
-    recipient_id: str | None = None
-    recipient_user_id: str | None = Field(None, description="business-scoped user id (`CC.…`)")
+    pricing: StorableJSONObject | None = None
+    conversation: StorableJSONObject | None = None
+    biz_opaque_callback_data: StorableStr | None = None
+    recipient_id: StorableStr | None = None
+    recipient_user_id: StorableStr | None = Field(
+        None, description="business-scoped user id (`CC.…`)"
+    )
 
 
 class TrackedMessage(BaseModel):

@@ -14,11 +14,11 @@ repository in `wastate.repositories.sessions` persists `ClientSessionState`, not
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from wastate.domain.ids import normalize_tenant_id
+from wastate.domain.storable import INT32_MAX, StorableJSONObject, StorableStr, UtcTime
 
 __all__ = [
     "DEFAULT_SESSION_PATH",
@@ -31,6 +31,7 @@ __all__ = [
 
 DEFAULT_SESSION_PATH = ".wwebjs_auth"
 DEFAULT_VALIDATION_INTERVAL_MINUTES = 30
+MAX_SESSION_PATH = 1024
 
 
 class ClientSessionState(BaseModel):
@@ -41,14 +42,21 @@ class ClientSessionState(BaseModel):
     client_id: str
     authenticated: bool = False
     session_valid: bool = False
-    session_path: str = DEFAULT_SESSION_PATH
-    last_authenticated: datetime | None = None
-    last_validation: datetime | None = None
-    validation_interval_minutes: int = Field(default=DEFAULT_VALIDATION_INTERVAL_MINUTES, gt=0)
-    invalid_reason: str | None = None
-    invalidated_at: datetime | None = None
-    account_info: dict[str, Any] | None = None
-    account_updated_at: datetime | None = None
+    session_path: StorableStr = Field(default=DEFAULT_SESSION_PATH, max_length=MAX_SESSION_PATH)
+    last_authenticated: UtcTime | None = None
+    last_validation: UtcTime | None = None
+    validation_interval_minutes: int = Field(
+        default=DEFAULT_VALIDATION_INTERVAL_MINUTES, gt=0, le=INT32_MAX
+    )
+    invalid_reason: StorableStr | None = None
+    invalidated_at: UtcTime | None = None
+    account_info: StorableJSONObject | None = None
+    account_updated_at: UtcTime | None = None
+
+    @field_validator("client_id")
+    @classmethod
+    def _client_id(cls, value: str) -> str:
+        return normalize_client_id(value)
 
     def is_valid(self, now: datetime) -> bool:
         """True iff usable without re-authentication at `now` (see the module docstring)."""

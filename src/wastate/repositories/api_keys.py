@@ -24,6 +24,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 
 from wastate.db.tables import ApiKey
 from wastate.domain.ids import normalize_tenant_id
+from wastate.domain.storable import require_text
 from wastate.errors import InvalidInput
 from wastate.repositories.base import Database, atomic
 
@@ -111,7 +112,7 @@ def _is_hex(text: str, length: int) -> bool:
 
 def parse_token(token: str) -> ParsedToken | None:
     """The parts of `token`, or None when it is not shaped like a wastate API key."""
-    if not token.startswith(TOKEN_PREFIX) or len(token) > _MAX_TOKEN:
+    if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX) or len(token) > _MAX_TOKEN:
         return None
     # The tenant may hold underscores; the key id and secret are hex, so split from the right.
     parts = token[len(TOKEN_PREFIX) :].rsplit("_", 2)
@@ -125,6 +126,11 @@ def parse_token(token: str) -> ParsedToken | None:
     except InvalidInput:
         return None
     return ParsedToken(tenant_id, key_id, secret)
+
+
+def _key_id(value: object) -> str:
+    """A key id as looked up: text by the text rule (an id no key has simply finds nothing)."""
+    return require_text(value, field="key_id", max_length=_MAX_TOKEN) or ""
 
 
 def _record(row: Any) -> ApiKeyRecord:
@@ -146,8 +152,7 @@ class ApiKeyRepository:
     @atomic
     def create(self, *, label: str | None = None) -> IssuedApiKey:
         """Issue a new key for this tenant; the answer holds the only copy of its token."""
-        if label is not None and len(label) > _MAX_LABEL:
-            raise InvalidInput("label", f"is longer than {_MAX_LABEL} characters")
+        label = require_text(label, field="label", max_length=_MAX_LABEL, optional=True)
         tenant_id = self._db.tenant_id
         key_id = secrets.token_hex(_KEY_ID_BYTES)
         secret = secrets.token_hex(_SECRET_BYTES)
@@ -170,9 +175,8 @@ class ApiKeyRepository:
 
     def get(self, key_id: str) -> ApiKeyRecord | None:
         """The key `key_id` of this tenant, revoked or not; None if there is none."""
-        row = self._db.read(
-            _SELECT_RECORD, {"tenant_id": self._db.tenant_id, "key_id": key_id}
-        ).first()
+        params = {"tenant_id": self._db.tenant_id, "key_id": _key_id(key_id)}
+        row = self._db.read(_SELECT_RECORD, params).first()
         return None if row is None else _record(row)
 
     def all(self) -> list[ApiKeyRecord]:
@@ -183,12 +187,15 @@ class ApiKeyRepository:
     @atomic
     def revoke(self, key_id: str) -> ApiKeyRecord | None:
         """Revoke `key_id` (idempotent: revoking twice keeps the first time); None if unknown."""
+        key_id = _key_id(key_id)
         params = {"b_tenant_id": self._db.tenant_id, "b_key_id": key_id, "b_now": self._db.now()}
         self._db.write(_REVOKE, params)
         return self.get(key_id)
 
     def verify(self, key_id: str, secret: str) -> bool:
         """True iff `key_id` is an active key of this tenant and `secret` is its secret."""
+        key_id = _key_id(key_id)
+        secret = require_text(secret, field="secret", max_length=_MAX_TOKEN) or ""
         tenant_id = self._db.tenant_id
         row = self._db.read(_SELECT_HASH, {"tenant_id": tenant_id, "key_id": key_id}).first()
         if row is None or row.revoked_at is not None:

@@ -41,6 +41,9 @@ from wastate.domain.lifecycle import (
     normalize_message_id,
     parse_message_status,
 )
+from wastate.domain.maintenance import require_batch_size, require_row_limit
+from wastate.domain.sessions import normalize_client_id
+from wastate.domain.storable import require_text
 from wastate.errors import InvalidInput
 from wastate.repositories.base import Database, atomic
 from wastate.repositories.config import ConfigRepository
@@ -153,11 +156,7 @@ def _reason(value: object) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidInput("reason", f"must be a string, got {type(value).__name__}")
-    text = value.strip()
-    if len(text) > MAX_REASON_LENGTH:
-        raise InvalidInput("reason", f"is longer than {MAX_REASON_LENGTH} characters")
-    if "\x00" in text:
-        raise InvalidInput("reason", "must not contain NUL characters")
+    text = require_text(value.strip(), field="reason", max_length=MAX_REASON_LENGTH)
     return text or None
 
 
@@ -182,7 +181,7 @@ class ApprovalRepository:
         self._config = ConfigRepository(db)
 
     def _key(self, client_id: str) -> dict[str, Any]:
-        return {"tenant_id": self._db.tenant_id, "client_id": client_id}
+        return {"tenant_id": self._db.tenant_id, "client_id": normalize_client_id(client_id)}
 
     @atomic
     def add(self, client_id: str, message_data: object, status: MessageStatus | str) -> bool:
@@ -191,11 +190,12 @@ class ApprovalRepository:
         Returns False, and changes nothing, when the message id already exists for this client
         (whatever its status): adding is idempotent, so a retried delivery is counted once.
         """
+        key = self._key(client_id)
         status = parse_message_status(status)
         message_id, payload = approval_message(message_data)
         now = self._db.now()
         params = {
-            **self._key(client_id),
+            **key,
             "message_id": message_id,
             "status": status.value,
             "payload": payload,
@@ -206,7 +206,7 @@ class ApprovalRepository:
         if row is None:
             return False
         self._record_move(row[0], None, status, now)
-        self._statistics.record_entry(client_id, status, now)
+        self._statistics.record_entry(key["client_id"], status, now)
         return True
 
     @atomic
@@ -227,10 +227,13 @@ class ApprovalRepository:
         False, changing nothing, when the message is not (or no longer) in `from_status`.
         `reason` (why it was rejected, say) is kept with the move in the history.
         """
+        client_id = self._key(client_id)["client_id"]
         source = parse_message_status(from_status, field="from_status")
         target = parse_message_status(to_status, field="to_status")
         message_id = normalize_message_id(message_id)
         why = _reason(reason)
+        if human_in_the_loop is not None and not isinstance(human_in_the_loop, bool):
+            raise InvalidInput("human_in_the_loop", "must be True, False or None")
         if human_in_the_loop is None:
             human_in_the_loop = (source, target) in BYPASSES_APPROVAL and self._guard_on(client_id)
         check_transition(source, target, human_in_the_loop=human_in_the_loop)
@@ -277,20 +280,18 @@ class ApprovalRepository:
 
     def get(self, client_id: str, message_id: str) -> ApprovalRecord | None:
         """One message, or None."""
-        message_id = normalize_message_id(message_id)
-        row = self._db.read(_GET, {**self._key(client_id), "m_id": message_id}).first()
+        params = {**self._key(client_id), "m_id": normalize_message_id(message_id)}
+        row = self._db.read(_GET, params).first()
         return None if row is None else _record(row)
 
     def in_status(
         self, client_id: str, status: MessageStatus | str, limit: int | None = None
     ) -> list[ApprovalRecord]:
         """The messages in `status`, in the order they entered it; `limit` keeps the newest."""
-        status = parse_message_status(status)
-        params = {**self._key(client_id), "bucket": status.value}
+        params = {**self._key(client_id), "bucket": parse_message_status(status).value}
+        limit = require_row_limit(limit)
         if limit is None:
             return [_record(row) for row in self._db.read(_BUCKET, params)]
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise InvalidInput("limit", "must be None or a non-negative integer")
         rows = self._db.read(_BUCKET_NEWEST, {**params, "limit": limit}).all()
         return [_record(row) for row in reversed(rows)]
 
@@ -300,14 +301,18 @@ class ApprovalRepository:
         """The messages in `status` in bucket order, fetched `batch_size` at a time (keyset
         pagination on the bucket index), so memory stays flat however long the history. Run it
         after `open_snapshot()` for a consistent view across batches."""
-        status = parse_message_status(status)
-        batch_size = batch_size or EXPORT_BATCH_SIZE
-        params = {**self._key(client_id), "bucket": status.value, "limit": batch_size}
+        bucket = parse_message_status(status).value
+        size = (
+            EXPORT_BATCH_SIZE
+            if batch_size is None
+            else require_batch_size(batch_size, field="batch_size")
+        )
+        params = {**self._key(client_id), "bucket": bucket, "limit": size}
         batch = self._db.read(_BUCKET_FIRST_PAGE, params).all()
         while batch:
             for row in batch:
                 yield _record(row)
-            if len(batch) < batch_size:
+            if len(batch) < size:
                 return
             last = batch[-1]
             cursor = {"after_at": last[4], "after_id": last[5]}
@@ -323,8 +328,8 @@ class ApprovalRepository:
 
     def history(self, client_id: str, message_id: str) -> list[Transition]:
         """Every move of a message, oldest first (the add is the first, from None)."""
-        message_id = normalize_message_id(message_id)
-        rows = self._db.read(_HISTORY, {**self._key(client_id), "m_id": message_id})
+        params = {**self._key(client_id), "m_id": normalize_message_id(message_id)}
+        rows = self._db.read(_HISTORY, params)
         return [
             (None if source is None else MessageStatus(source), MessageStatus(target), at, why)
             for source, target, at, why in rows
@@ -334,11 +339,12 @@ class ApprovalRepository:
     def clear(self, client_id: str, status: MessageStatus | str | None = None) -> int:
         """Delete the messages in `status` (every status when None) with their history;
         statistics are kept. Returns how many were deleted."""
+        key = self._key(client_id)
         if status is None:
-            result = self._db.write(_CLEAR_ALL, self._key(client_id))
+            result = self._db.write(_CLEAR_ALL, key)
         else:
             bucket = parse_message_status(status)
-            result = self._db.write(_CLEAR_BUCKET, {**self._key(client_id), "bucket": bucket.value})
+            result = self._db.write(_CLEAR_BUCKET, {**key, "bucket": bucket.value})
         return int(result.rowcount)
 
     @atomic
@@ -346,8 +352,16 @@ class ApprovalRepository:
         """Make the messages of `client_id` exactly `records` (import), inserted in batches and
         in the given order. Counts no statistics and records no history: an import restores
         state, it does not replay it. Returns how many were inserted."""
-        self.clear(client_id)
         key = self._key(client_id)
+        if isinstance(records, str | bytes) or not isinstance(records, Iterable):
+            raise InvalidInput("records", f"must be a list, got {type(records).__name__}")
+        records = list(records)  # all checked before the clear: a bad one must change nothing
+        for index, record in enumerate(records):
+            if not isinstance(record, ApprovalRecord):
+                raise InvalidInput(
+                    f"records[{index}]", f"must be an ApprovalRecord, got {type(record).__name__}"
+                )
+        self.clear(key["client_id"])
         batch: list[dict[str, Any]] = []
         inserted = 0
         for record in records:

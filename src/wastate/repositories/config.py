@@ -1,7 +1,8 @@
 """Key/value config entries (seed 004), per (tenant, client); values are any JSON.
 
-Values are validated (`wastate.domain.lifecycle.json_value`) before they reach the database, so
-what `get` hands back equals what was set, on PostgreSQL (JSONB) and SQLite alike.
+Client ids, keys and values are validated (values by `wastate.domain.storable.json_value`) before
+they reach the database, so what `get` hands back equals what was set, on PostgreSQL (JSONB) and
+SQLite alike.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from sqlalchemy import Insert, Table, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from wastate.db.tables import ConfigEntry
-from wastate.domain.lifecycle import json_value, normalize_config_key
+from wastate.domain.lifecycle import normalize_config_key
+from wastate.domain.sessions import normalize_client_id
+from wastate.domain.storable import json_value
 from wastate.errors import InvalidInput
 from wastate.repositories.base import Database, atomic
 from wastate.repositories.upserts import precompiled
@@ -65,21 +68,21 @@ class ConfigRepository:
         self._upsert = _UPSERT[db.dialect_name]
 
     def _key(self, client_id: str) -> dict[str, Any]:
-        return {"tenant_id": self._db.tenant_id, "client_id": client_id}
+        return {"tenant_id": self._db.tenant_id, "client_id": normalize_client_id(client_id)}
 
     def get(self, client_id: str, key: str, default: Any = None) -> Any:
         """The value of `key`, or `default` when it was never set."""
-        key = normalize_config_key(key)
-        row = self._db.read(_SELECT_ONE, {**self._key(client_id), "key": key}).first()
+        params = {**self._key(client_id), "key": normalize_config_key(key)}
+        row = self._db.read(_SELECT_ONE, params).first()
         return default if row is None else row[0]
 
     @atomic
     def get_for_write(self, client_id: str, key: str, default: Any = None) -> Any:
         """Like `get`, inside the unit of work's transaction (opening it), with the entry held
         until it ends: a write that depends on the value cannot race a change of it."""
-        key = normalize_config_key(key)
+        params = {**self._key(client_id), "key": normalize_config_key(key)}
         statement = _SELECT_ONE_FOR_WRITE[self._db.dialect_name]
-        row = self._db.write(statement, {**self._key(client_id), "key": key}).first()
+        row = self._db.write(statement, params).first()
         return default if row is None else row[0]
 
     def all(self, client_id: str) -> dict[str, Any]:
@@ -89,19 +92,21 @@ class ConfigRepository:
     @atomic
     def set(self, client_id: str, key: str, value: Any) -> None:
         """Set `key` to `value` (any JSON value)."""
-        self.update(client_id, {key: value})
+        # Checked first: a key that is no str may not even be hashable.
+        self.update(client_id, {normalize_config_key(key): value})
 
     @atomic
     def update(self, client_id: str, updates: Mapping[str, Any]) -> None:
         """Set several keys in one statement; every key and value is checked first."""
         if not isinstance(updates, Mapping):
             raise _not_a_mapping(updates)
+        client = self._key(client_id)
         now = self._db.now()
         rows = [
             {
-                **self._key(client_id),
-                "key": normalize_config_key(key),
-                "value": json_value(value, field=f"config[{key!r}]"),
+                **client,
+                "key": (checked := normalize_config_key(key)),
+                "value": json_value(value, field=f"config[{checked!r}]"),
                 "updated_at": now,
             }
             for key, value in updates.items()
@@ -112,8 +117,8 @@ class ConfigRepository:
     @atomic
     def delete(self, client_id: str, key: str) -> bool:
         """Remove `key`; True if it existed."""
-        key = normalize_config_key(key)
-        result = self._db.write(_DELETE_ONE, {**self._key(client_id), "key": key})
+        params = {**self._key(client_id), "key": normalize_config_key(key)}
+        result = self._db.write(_DELETE_ONE, params)
         return result.rowcount > 0
 
     @atomic
@@ -121,8 +126,13 @@ class ConfigRepository:
         """Make the entries of `client_id` exactly `entries` (import)."""
         if not isinstance(entries, Mapping):
             raise _not_a_mapping(entries)
+        # Every entry is checked before the delete: a bad one must leave the old entries.
+        checked = {
+            normalize_config_key(key): json_value(value, field=f"config[{key!r}]")
+            for key, value in entries.items()
+        }
         self._db.write(_DELETE_ALL, self._key(client_id))
-        self.update(client_id, entries)
+        self.update(client_id, checked)
 
 
 def _not_a_mapping(value: object) -> InvalidInput:

@@ -25,9 +25,9 @@ from wastate.db.base import table_of
 from wastate.db.errors import translate_db_error
 from wastate.db.prepared import Prepared
 from wastate.db.tables import ACTIVE_ONLY, ConversationMappingRow
-from wastate.domain.clock import Clock
+from wastate.domain.clock import Clock, as_utc
 from wastate.domain.ids import normalize_wa_id
-from wastate.domain.maintenance import require_batch_size, require_positive_age
+from wastate.domain.maintenance import cutoff_before, require_batch_size, require_positive_age
 from wastate.domain.mappings import (
     ConversationMapping,
     MappingStatus,
@@ -36,7 +36,7 @@ from wastate.domain.mappings import (
     validate_communication_id,
     validate_conversation_id,
 )
-from wastate.errors import Conflict
+from wastate.errors import Conflict, InvalidInput
 from wastate.repositories.base import Database, atomic
 from wastate.repositories.upserts import precompiled
 
@@ -128,6 +128,22 @@ class BatchedMaintenance:
     def purge(self, older_than: timedelta, *, limit: int | None = None) -> int:
         """Delete closed/expired mappings closed more than `older_than` ago; how many."""
         return _drain(self.purge_batch, older_than, limit, self.BATCH_SIZE)
+
+
+def check_refreshes(refreshes: object) -> list[tuple[str, datetime]]:
+    """`touch`'s argument checked: (wa_id, aware time) pairs, wa_ids normalised, times in UTC."""
+    if isinstance(refreshes, str | bytes) or not isinstance(refreshes, Sequence):
+        raise InvalidInput("refreshes", f"must be a list of pairs, got {type(refreshes).__name__}")
+    checked = []
+    for index, pair in enumerate(refreshes):
+        field = f"refreshes[{index}]"
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise InvalidInput(field, "must be a (wa_id, time) pair")
+        wa_id, at = pair
+        if not isinstance(at, datetime) or at.utcoffset() is None:
+            raise InvalidInput(f"{field}[1]", "must be a timezone-aware datetime")
+        checked.append((normalize_wa_id(wa_id, field=f"{field}[0]"), as_utc(at, field=field)))
+    return checked
 
 
 def _drain(
@@ -341,35 +357,34 @@ class SqlMappingRepository(BatchedMaintenance):
     @atomic
     def touch(self, refreshes: Sequence[tuple[str, datetime]]) -> None:
         """Move `last_activity_at` of the users' active mappings forward (never backwards)."""
-        if refreshes:
-            self._db.write(_TOUCH, [_touch_row(self._db.tenant_id, w, at) for w, at in refreshes])
+        rows = [_touch_row(self._db.tenant_id, w, at) for w, at in check_refreshes(refreshes)]
+        if rows:
+            self._db.write(_TOUCH, rows)
 
     @atomic
     def expire_batch(self, older_than: timedelta, *, limit: int) -> list[ConversationMapping]:
         """Expire up to `limit` active mappings idle for longer than `older_than`."""
-        require_positive_age(older_than)
         now = self._db.now()
-        ids = _locked_ids(self._db.dialect_name, _IDLE_IDS).scalar_subquery()
-        statement = _EXPIRE.where(_C.id.in_(ids)).returning(*_COLUMNS)
         params = {
             "p_tenant_id": self._db.tenant_id,
-            "cutoff": now - older_than,
-            "limit": limit,
+            "cutoff": cutoff_before(now, older_than),
+            "limit": require_batch_size(limit),
             "p_now": now,
         }
+        ids = _locked_ids(self._db.dialect_name, _IDLE_IDS).scalar_subquery()
+        statement = _EXPIRE.where(_C.id.in_(ids)).returning(*_COLUMNS)
         return [to_mapping(row) for row in self._db.write(statement, params)]
 
     @atomic
     def purge_batch(self, older_than: timedelta, *, limit: int) -> list[ConversationMapping]:
         """Delete up to `limit` closed/expired mappings closed more than `older_than` ago."""
-        require_positive_age(older_than)
-        ids = _locked_ids(self._db.dialect_name, _CLOSED_IDS).scalar_subquery()
-        statement = _PURGE.where(_C.id.in_(ids)).returning(*_COLUMNS)
         params = {
             "p_tenant_id": self._db.tenant_id,
-            "cutoff": self._db.now() - older_than,
-            "limit": limit,
+            "cutoff": cutoff_before(self._db.now(), older_than),
+            "limit": require_batch_size(limit),
         }
+        ids = _locked_ids(self._db.dialect_name, _CLOSED_IDS).scalar_subquery()
+        statement = _PURGE.where(_C.id.in_(ids)).returning(*_COLUMNS)
         return [to_mapping(row) for row in self._db.write(statement, params)]
 
     def _active(self, key: str) -> ConversationMapping | None:

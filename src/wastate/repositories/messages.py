@@ -62,7 +62,8 @@ from wastate.db.tables import (
 )
 from wastate.domain.clock import as_utc
 from wastate.domain.ids import normalize_wa_id, require_external_id
-from wastate.domain.maintenance import require_batch_size, require_positive_age
+from wastate.domain.maintenance import cutoff_before, require_batch_size
+from wastate.domain.mappings import validate_conversation_id
 from wastate.domain.messages import (
     STATUS_RANK,
     DeliveryStatus,
@@ -803,6 +804,13 @@ def _status_entry(values: Mapping[Any, Any], message_id: str) -> StatusEvent:
     )
 
 
+def _sequence(values: object, field: str) -> list[Any]:
+    """A batch argument as a list: any iterable of items, but not a str or a single mapping."""
+    if isinstance(values, str | bytes | Mapping) or not isinstance(values, Iterable):
+        raise InvalidInput(field, f"must be a list, got {type(values).__name__}")
+    return list(values)
+
+
 def _require_aware(value: datetime, field: str) -> datetime:
     if not isinstance(value, datetime):
         raise InvalidInput(field, f"must be a datetime, got {type(value).__name__}")
@@ -944,7 +952,10 @@ class MessageRepository:
     ) -> tuple[list[NewMessage], set[int], dict[tuple[str, str], Row[Any]], datetime]:
         """Validate, insert what is new, adopt parked events: (items, the indexes inserted,
         the adopted rows by key, the time)."""
-        items = [_new_message(value, f"messages[{index}]") for index, value in enumerate(messages)]
+        items = [
+            _new_message(value, f"messages[{index}]")
+            for index, value in enumerate(_sequence(messages, "messages"))
+        ]
         now = self._db.now()
         if not items:
             return items, set(), {}, now
@@ -1126,7 +1137,10 @@ class MessageRepository:
         tracked message has are parked (`pending`), never an error.
         """
         now = self._db.now()
-        batch = [_status_event(value, index, now) for index, value in enumerate(events)]
+        batch = [
+            _status_event(value, index, now)
+            for index, value in enumerate(_sequence(events, "events"))
+        ]
         if not batch:
             return StatusBatchResult(applied=0, pending=[], updated=[])
         rows, parked = self._apply(batch, now, full=False)
@@ -1246,8 +1260,7 @@ class MessageRepository:
         Pass the last message id of a page as `before` for the next page; an unknown `before`
         raises `InvalidInput`.
         """
-        if not isinstance(conversation_id, str) or not conversation_id:
-            raise InvalidInput("conversation_id", "must be a non-empty string")
+        conversation_id = validate_conversation_id(conversation_id)
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= _MAX_PAGE:
             raise InvalidInput("limit", f"must be an integer from 1 to {_MAX_PAGE}")
         params: dict[str, Any] = {
@@ -1286,7 +1299,7 @@ class MessageRepository:
     def purge(self, older_than: timedelta, *, limit: int = 1000) -> int:
         """Delete up to `limit` tracked messages created more than `older_than` ago, oldest
         first, with their status history; how many."""
-        cutoff = self._db.now() - require_positive_age(older_than)
+        cutoff = cutoff_before(self._db.now(), older_than)
         result = self._db.write(
             _PURGE,
             {"tenant": self._db.tenant_id, "cutoff": cutoff, "limit": require_batch_size(limit)},
@@ -1296,9 +1309,7 @@ class MessageRepository:
     @atomic
     def purge_pending(self, older_than: timedelta, *, limit: int = 1000) -> int:
         """Delete up to `limit` parked events recorded more than `older_than` ago; how many."""
-        if not isinstance(older_than, timedelta) or older_than < timedelta(0):
-            raise InvalidInput("older_than", "must be a non-negative timedelta")
-        cutoff = self._db.now() - older_than
+        cutoff = cutoff_before(self._db.now(), older_than, allow_zero=True)
         params = {
             "tenant": self._db.tenant_id,
             "cutoff": cutoff,

@@ -7,6 +7,7 @@ is stored for readers of the table but always written from the rule in `wastate.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, cast
 
 from sqlalchemy import Insert, Table, bindparam, case, delete, func, null, select
@@ -17,8 +18,10 @@ from wastate.domain.sessions import (
     DEFAULT_SESSION_PATH,
     DEFAULT_VALIDATION_INTERVAL_MINUTES,
     ClientSessionState,
+    normalize_client_id,
     requires_qr_scan,
 )
+from wastate.domain.storable import INT32_MAX, json_value, require_int, require_text
 from wastate.errors import InvalidInput
 from wastate.repositories.base import Database, atomic
 from wastate.repositories.upserts import precompiled
@@ -167,7 +170,7 @@ class SessionRepository:
         self._replace = _STATEMENTS["replace"][dialect]
 
     def _key(self, client_id: str) -> dict[str, Any]:
-        return {"tenant_id": self._db.tenant_id, "client_id": client_id}
+        return {"tenant_id": self._db.tenant_id, "client_id": normalize_client_id(client_id)}
 
     def get(self, client_id: str) -> ClientSessionState | None:
         """The stored session of `client_id`, or None when there is no record."""
@@ -176,7 +179,8 @@ class SessionRepository:
 
     def get_or_default(self, client_id: str) -> ClientSessionState:
         """The session of `client_id`, or the never-authenticated default (not stored)."""
-        return self.get(client_id) or ClientSessionState(client_id=client_id)
+        found = self.get(client_id)  # validates client_id first
+        return found or ClientSessionState(client_id=normalize_client_id(client_id))
 
     @atomic
     def record_authentication(
@@ -184,18 +188,25 @@ class SessionRepository:
         client_id: str,
         *,
         authenticated: bool,
-        account_info: dict[str, Any] | None = None,
+        account_info: Mapping[str, Any] | None = None,
     ) -> None:
         """The client (re)authenticated — or reports it is not: validation time is now; when
         `authenticated`, so is the authentication time; `account_info`, when given, replaces the
         stored one. Clears any invalidation."""
         if not isinstance(authenticated, bool):
             raise InvalidInput("authenticated", "must be True or False")
+        if account_info is not None:
+            if not isinstance(account_info, Mapping):
+                raise InvalidInput(
+                    "account_info", f"must be a dict, got {type(account_info).__name__}"
+                )
+            account_info = json_value(dict(account_info), field="account_info")
+        key = self._key(client_id)
         now = self._db.now()
         self._db.write(
             self._authenticate,
             {
-                **self._key(client_id),
+                **key,
                 "now": now,
                 "authenticated": authenticated,
                 "session_valid": authenticated,
@@ -210,27 +221,30 @@ class SessionRepository:
     @atomic
     def mark_invalid(self, client_id: str, reason: str | None) -> None:
         """Invalidate the session (a QR scan is needed again), keeping why and when."""
-        if reason is not None and not isinstance(reason, str):
-            raise InvalidInput("reason", "must be a string")
+        reason = require_text(reason, field="reason", optional=True)
+        key = self._key(client_id)
         now = self._db.now()
         self._db.write(
             self._invalidate,
-            {**self._key(client_id), "now": now, "invalid_reason": reason, "invalidated_at": now},
+            {**key, "now": now, "invalid_reason": reason, "invalidated_at": now},
         )
 
     @atomic
     def set_validation_interval(self, client_id: str, minutes: int) -> None:
         """Change how long a validation stays fresh."""
-        if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes <= 0:
-            raise InvalidInput("validation_interval_minutes", "must be a positive integer")
+        minutes = require_int(
+            minutes, field="validation_interval_minutes", minimum=1, maximum=INT32_MAX
+        )
+        key = self._key(client_id)
         self._db.write(
-            self._interval,
-            {**self._key(client_id), "now": self._db.now(), "validation_interval_minutes": minutes},
+            self._interval, {**key, "now": self._db.now(), "validation_interval_minutes": minutes}
         )
 
     @atomic
     def replace(self, state: ClientSessionState) -> None:
         """Store `state` as the whole session record of its client (import)."""
+        if not isinstance(state, ClientSessionState):
+            raise InvalidInput("state", f"must be ClientSessionState, got {type(state).__name__}")
         values = state.model_dump(include=set(_FIELDS))
         self._db.write(
             self._replace,

@@ -15,12 +15,16 @@ from sqlalchemy import Insert, Table, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from wastate.db.tables import ApprovalStatistics
+from wastate.domain.clock import as_utc
 from wastate.domain.lifecycle import (
     STATISTIC_FIELDS,
     STATISTIC_FOR_STATUS,
     LifecycleStatistics,
     MessageStatus,
+    parse_message_status,
 )
+from wastate.domain.sessions import normalize_client_id
+from wastate.errors import InvalidInput
 from wastate.repositories.base import Database, atomic
 from wastate.repositories.upserts import precompiled
 
@@ -109,7 +113,7 @@ class StatisticsRepository:
         self._replace = _REPLACE[db.dialect_name]
 
     def _key(self, client_id: str) -> dict[str, Any]:
-        return {"tenant_id": self._db.tenant_id, "client_id": client_id}
+        return {"tenant_id": self._db.tenant_id, "client_id": normalize_client_id(client_id)}
 
     def get(self, client_id: str) -> LifecycleStatistics:
         """The counters of `client_id` (all zero when nothing was ever counted)."""
@@ -121,7 +125,10 @@ class StatisticsRepository:
     @atomic
     def record_entry(self, client_id: str, status: MessageStatus, at: datetime) -> None:
         """Count one entry into `status` (and stamp last received/sent), atomically."""
-        self._db.write(self._increment[status], {**self._key(client_id), "at": at})
+        statement = self._increment[parse_message_status(status)]
+        if not isinstance(at, datetime) or at.utcoffset() is None:
+            raise InvalidInput("at", "must be a timezone-aware datetime")
+        self._db.write(statement, {**self._key(client_id), "at": as_utc(at)})
 
     @atomic
     def reset(self, client_id: str) -> None:
@@ -132,6 +139,10 @@ class StatisticsRepository:
     @atomic
     def replace(self, client_id: str, statistics: LifecycleStatistics) -> None:
         """Set the counters to `statistics` (import)."""
+        if not isinstance(statistics, LifecycleStatistics):
+            raise InvalidInput(
+                "statistics", f"must be LifecycleStatistics, got {type(statistics).__name__}"
+            )
         row = statistics.model_dump() | {"reset_at": None}
         self._db.write(self._replace, {**self._key(client_id), **row})
 
