@@ -12,7 +12,14 @@ import sqlite3
 import psycopg
 from sqlalchemy.exc import DBAPIError
 
-from wastate.errors import Conflict, InvalidInput, SchemaNotReady, ServiceUnavailable, WastateError
+from wastate.errors import (
+    Conflict,
+    InvalidInput,
+    SchemaNotReady,
+    ServiceUnavailable,
+    TransactionAborted,
+    WastateError,
+)
 
 __all__ = ["translate_db_error"]
 
@@ -51,6 +58,8 @@ def translate_db_error(exc: DBAPIError | Exception) -> WastateError | None:
         diag = getattr(original, "diag", None)
         constraint = getattr(diag, "constraint_name", None)
         column = getattr(diag, "column_name", None)
+        if sqlstate == "25P02":  # in_failed_sql_transaction: the unit of work's safety net
+            return TransactionAborted("the transaction was aborted by an earlier failure")
         if sqlstate == "23505":
             return Conflict(f"already exists ({constraint})", constraint=constraint)
         if sqlstate in _PG_INPUT_ERRORS:
