@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, create_engine
 
 from alembic import command
 from wastate.db.engine import normalize_url
-from wastate.errors import ConfigurationError, SchemaNotReady
+from wastate.errors import ConfigurationError, InvalidInput, SchemaNotReady
 
 __all__ = [
     "alembic_config",
@@ -60,8 +60,22 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+def _require_revision(revision: object) -> str:
+    """An upgrade target: `head`, `heads`, `base` or a revision this wastate ships, else
+    `InvalidInput` — checked before Alembic, whose own answers to a bad target range from a
+    `CommandError` to a bare `AssertionError`."""
+    script = ScriptDirectory.from_config(alembic_config())
+    known = [rev.revision for rev in script.walk_revisions()]
+    if not isinstance(revision, str) or revision not in {"head", "heads", "base", *known}:
+        shown = revision if isinstance(revision, str) else type(revision).__name__
+        choices = ", ".join(["head", *sorted(known)])
+        raise InvalidInput("revision", f"{shown!r} is not a revision (one of: {choices})")
+    return revision
+
+
 def migrate(url: str, revision: str = "head") -> None:
     """Upgrade the database at `url` to `revision` (in its own, transactional engine)."""
+    revision = _require_revision(revision)
     engine = create_engine(normalize_url(url))
     try:
         with engine.begin() as connection:
@@ -72,6 +86,7 @@ def migrate(url: str, revision: str = "head") -> None:
 
 def migration_sql(url: str, revision: str = "head") -> str:
     """The SQL of an upgrade to `revision`, for a DBA to review; needs no database."""
+    revision = _require_revision(revision)
     buffer = io.StringIO()
     config = alembic_config(url)
     config.output_buffer = buffer

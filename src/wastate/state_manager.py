@@ -482,10 +482,14 @@ class _ParsedState:
         self.messages = messages
 
 
+MAX_DOCUMENT_DEPTH = 100
+"""How deeply a state file may nest arrays and objects (a seed document needs about ten)."""
+
+
 def _load_document(path: Path) -> Any:
     try:
         with path.open("r", encoding="utf-8") as handle:
-            return json.load(handle)
+            document = json.load(handle)
     except OSError as exc:
         raise InvalidInput("path", f"cannot read {str(path)!r}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
@@ -494,6 +498,33 @@ def _load_document(path: Path) -> Any:
         raise InvalidInput(
             "path", f"{str(path)!r} is not valid JSON (line {exc.lineno}: {exc.msg})"
         ) from exc
+    except RecursionError as exc:
+        raise InvalidInput(
+            "path", f"{str(path)!r} nests deeper than {MAX_DOCUMENT_DEPTH} levels"
+        ) from exc
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        reason = str(exc).partition(":")[0]
+        raise InvalidInput("path", f"{str(path)!r} is not valid JSON ({reason})") from exc
+    # What json.load just managed may still be too deep for the recursive checks and encoders
+    # after it (and for PostgreSQL's JSONB): one limit, checked without recursion.
+    if _depth(document) > MAX_DOCUMENT_DEPTH:
+        raise InvalidInput("path", f"{str(path)!r} nests deeper than {MAX_DOCUMENT_DEPTH} levels")
+    return document
+
+
+def _depth(value: Any) -> int:
+    """How deeply `value` nests lists and dicts (a scalar: 0)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        )
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _parse_document(document: Any, client_id: str, now: datetime) -> _ParsedState:
@@ -536,7 +567,10 @@ def _parse_time(value: Any, field: str) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
         raise InvalidInput(field, f"{value!r} is not an ISO 8601 time") from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    try:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00:00+01:00 is before the first UTC datetime
+        raise InvalidInput(field, f"{value!r} is out of range in UTC") from exc
 
 
 def _flag(document: Mapping[str, Any], key: str, default: bool) -> bool:
