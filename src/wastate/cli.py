@@ -37,6 +37,7 @@ from wastate.errors import InvalidInput, WastateError
 from wastate.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from wastate.cache.mappings import MappingCache
     from wastate.store import Store
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "format_duration",
     "main",
     "parse_duration",
+    "worker_cache_overrides",
 ]
 
 log = logging.getLogger(__name__)
@@ -402,9 +404,16 @@ def serve(ctx: Context, host: str, port: int, workers: int, log_level: str) -> N
         )
     store = ctx.store()
     prepare_schema(store)
+    cache_url = settings.cache_url
+    if workers > 1:
+        overrides, why = worker_cache_overrides(store.mapping_cache, settings.cache_url)
+        os.environ.update(overrides)
+        cache_url = overrides.get("WASTATE_CACHE_URL", cache_url)
+        if why:
+            click.echo(why, err=True)
     click.echo(
         f"wastate: serving http://{host}:{port} (database {_safe_url(settings.database_url)}, "
-        f"cache {_safe_url(settings.cache_url)}, {workers} worker{'s' if workers > 1 else ''})",
+        f"cache {_safe_url(cache_url)}, {workers} worker{'s' if workers > 1 else ''})",
         err=True,
     )
     if workers > 1:
@@ -416,6 +425,30 @@ def serve(ctx: Context, host: str, port: int, workers: int, log_level: str) -> N
         log_level=log_level,
         store=store if workers == 1 else None,
     )
+
+
+def worker_cache_overrides(cache: MappingCache, url: str) -> tuple[dict[str, str], str | None]:
+    """The settings (environment variables) that worker processes of `serve` need so none serves
+    a mapping another worker changed, with the one line that says why (None when the cache at
+    `url` already reaches every worker).
+
+    An invalidation reaches other processes only through a shared backend (`Cache.shared`), and
+    near caches only through its pub/sub: a process-local backend is replaced by `none://`, and
+    the near cache is turned off over a shared backend that cannot announce invalidations.
+    """
+    url = _safe_url(url)
+    if cache.backend.enabled and not cache.backend.shared:
+        return {"WASTATE_CACHE_URL": "none://"}, (
+            f"wastate: cache {url} is private to each worker process, so workers would serve "
+            "conversations another worker changed: caching is off (none://); for a cache all "
+            "workers share, use --cache-url redis://HOST:6379/0"
+        )
+    if cache.near is not None and cache.subscription is None:
+        return {"WASTATE_NEAR_CACHE": "false"}, (
+            f"wastate: cache {url} cannot announce invalidations to other workers (no pub/sub): "
+            "the near cache is off (WASTATE_NEAR_CACHE=false)"
+        )
+    return {}, None
 
 
 # --- sessions and the approval lifecycle (seed 004, through StateManager) -----------------------
