@@ -336,6 +336,19 @@ def test_several_workers_on_the_embedded_default_never_serve_a_closed_conversati
     assert "cache none://" in stderr  # and the serving line tells the cache actually used
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("signame", "status"), [("SIGTERM", -signal.SIGTERM), ("SIGINT", 0)])
+def test_a_stopped_server_is_no_error(tmp_path: Path, signame: str, status: int) -> None:
+    """SIGTERM ends `serve` as it always did (uvicorn shuts down, then dies of the signal) and
+    ^C ends it with status 0: stopping a server is not reported as an error."""
+    with serving(tmp_path, clean_environment()) as server:
+        server.process.send_signal(getattr(signal, signame))
+        assert server.process.wait(timeout=30) == status
+    stderr = server.process.stderr.read() if server.process.stderr else ""
+    assert "Error" not in stderr, stderr
+    assert "Traceback" not in stderr, stderr
+
+
 class _NoActivity:
     def record(self, mapping: Any) -> None:
         """Nothing to record in these tests."""

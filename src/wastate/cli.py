@@ -13,6 +13,7 @@ the HTTP routes (`wastate.http`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,7 +22,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import FrameType
@@ -241,7 +241,7 @@ def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
     raise _Interrupted(signum)
 
 
-@contextmanager
+@contextlib.contextmanager
 def _signals_interrupt() -> Iterator[None]:
     """Make SIGTERM and SIGHUP interrupt the command like ^C while it runs (then restore).
 
@@ -290,13 +290,12 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            with _signals_interrupt():
-                try:
-                    return super().invoke(ctx)
-                finally:
-                    # Closed here, inside the boundary, so a failing close is one line too.
-                    if isinstance(ctx.obj, Context):
-                        ctx.obj.close()
+            try:
+                return super().invoke(ctx)
+            finally:
+                # Closed here, inside the boundary, so a failing close is one line too.
+                if isinstance(ctx.obj, Context):
+                    ctx.obj.close()
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:  # noqa: BLE001 - the boundary: see _as_click_error
@@ -418,13 +417,16 @@ def serve(ctx: Context, host: str, port: int, workers: int, log_level: str) -> N
     )
     if workers > 1:
         ctx.close()  # each worker opens its own store; the parent keeps none
-    run_server(
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        store=store if workers == 1 else None,
-    )
+    # uvicorn handles SIGTERM itself (and re-raises it to end the process as before); ^C is
+    # how an operator stops a foreground server, not an error.
+    with contextlib.suppress(KeyboardInterrupt):
+        run_server(
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            store=store if workers == 1 else None,
+        )
 
 
 def worker_cache_overrides(cache: MappingCache, url: str) -> tuple[dict[str, str], str | None]:
@@ -586,7 +588,8 @@ def _with_progress(label: str, call: Callable[..., Any], *args: Any) -> Any:
         def progress(done: int) -> None:
             bar.update(max(0, done - bar.pos))
 
-        return call(*args, progress=progress)
+        with _signals_interrupt():
+            return call(*args, progress=progress)
 
 
 @cli.command("export")
@@ -646,13 +649,16 @@ def _batches(ctx: Context, step: Callable[[Any], int], *, dry_run: bool = False)
 
 def _drain(ctx: Context, label: str, batches: Iterator[int]) -> int:
     total = 0
-    with click.progressbar(
-        batches,
-        label=label,
-        file=sys.stderr,
-        item_show_func=lambda n: f"{total} rows" if n is not None else None,
-        hidden=not _interactive(),
-    ) as bar:
+    with (
+        click.progressbar(
+            batches,
+            label=label,
+            file=sys.stderr,
+            item_show_func=lambda n: f"{total} rows" if n is not None else None,
+            hidden=not _interactive(),
+        ) as bar,
+        _signals_interrupt(),
+    ):
         for count in bar:
             total += count
     return total
