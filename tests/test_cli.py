@@ -730,3 +730,24 @@ def test_the_next_export_removes_what_a_killed_one_left(
     exported = [p for p in out.iterdir() if not p.name.startswith(".") and p.stat().st_size > 0]
     assert len(exported) == 1
     assert "messages" in json.loads(exported[0].read_text())
+
+
+def test_an_unexpected_error_is_still_one_line_and_logged(
+    run: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The boundary's last resort: a bug (here a ZeroDivisionError) is one line saying so, and
+    its traceback goes to the log, not the terminal."""
+
+    def broken(_self: Any) -> Any:
+        return 1 / 0
+
+    monkeypatch.setattr(wastate.StateManager, "get_statistics", broken)
+    with caplog.at_level("DEBUG", logger="wastate.cli"):
+        result = run("stats")
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        "Error: unexpected ZeroDivisionError: division by zero (a wastate bug: please report it)"
+    ]
+    assert "Traceback" not in result.stderr
+    assert any(r.exc_info and r.exc_info[0] is ZeroDivisionError for r in caplog.records)
