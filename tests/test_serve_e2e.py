@@ -27,6 +27,13 @@ from typing import Any
 import httpx
 import pytest
 
+from wastate.cache.base import Cache, NullCache
+from wastate.cache.mappings import MappingCache
+from wastate.cache.memory import MemoryCache
+from wastate.cache.redis import RedisCache
+from wastate.cli import worker_cache_overrides
+from wastate.settings import load_settings
+
 WASTATE = Path(sys.executable).with_name("wastate")
 TENANT = "demo-tenant-001"
 WA_ID = "+919876543210"
@@ -284,3 +291,96 @@ def test_serve_refuses_an_unmigrated_postgresql_database_in_one_line(
     assert done.returncode == 1
     assert done.stderr.strip().count("\n") == 0
     assert "wastate migrate" in done.stderr
+
+
+@pytest.mark.slow
+def test_several_workers_on_the_embedded_default_never_serve_a_closed_conversation(
+    tmp_path: Path,
+) -> None:
+    """`serve --workers 2` with no configuration (as docs/http.md shows it): the process-local
+    `memory://` cache cannot reach the other worker, so `serve` turns caching off and says so in
+    one line; after a close handled by one worker, no lookup on any worker answers with the
+    closed conversation."""
+    with serving(tmp_path, clean_environment(), workers=2) as server:
+        headers = {"X-Tenant-ID": TENANT}
+
+        def lookup(path: str) -> dict[str, Any]:
+            # A new connection per request: the kernel hands each to either worker.
+            answer = httpx.get(f"{server.base}{path}", headers=headers, timeout=10)
+            assert answer.status_code == 200, answer.text
+            body: dict[str, Any] = answer.json()
+            return body
+
+        first = lookup(f"/state/mapping/{WA_ID}")["conversationId"]
+        # Warm every worker's cache with the active mapping (40 connections reach both).
+        assert {lookup(f"/state/mapping/{WA_ID}")["conversationId"] for _ in range(40)} == {first}
+
+        closed = httpx.post(
+            f"{server.base}/state/mapping/{WA_ID}/close", headers=headers, timeout=10
+        )
+        assert closed.status_code == 200, closed.text
+        assert closed.json()["status"] == "closed"
+
+        # The next message starts a new conversation, whichever worker answers; the closed one
+        # reads as closed everywhere.
+        after = [lookup(f"/state/mapping/{WA_ID}") for _ in range(60)]
+        assert all(m["conversationId"] != first and m["status"] == "active" for m in after), after
+        assert len({m["conversationId"] for m in after}) == 1
+        reverse = [lookup(f"/state/conversation/{first}")["status"] for _ in range(30)]
+        assert set(reverse) == {"closed"}
+    stderr = server.process.stderr.read() if server.process.stderr else ""
+    notes = [line for line in stderr.splitlines() if "memory://" in line]
+    assert len(notes) == 1, stderr  # the one line saying why, and how to share a cache
+    assert "none://" in notes[0]
+    assert "redis://" in notes[0]
+    assert "cache none://" in stderr  # and the serving line tells the cache actually used
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("signame", "status"), [("SIGTERM", -signal.SIGTERM), ("SIGINT", 0)])
+def test_a_stopped_server_is_no_error(tmp_path: Path, signame: str, status: int) -> None:
+    """SIGTERM ends `serve` as it always did (uvicorn shuts down, then dies of the signal) and
+    ^C ends it with status 0: stopping a server is not reported as an error."""
+    with serving(tmp_path, clean_environment()) as server:
+        server.process.send_signal(getattr(signal, signame))
+        assert server.process.wait(timeout=30) == status
+    stderr = server.process.stderr.read() if server.process.stderr else ""
+    assert "Error" not in stderr, stderr
+    assert "Traceback" not in stderr, stderr
+
+
+class _NoActivity:
+    def record(self, mapping: Any) -> None:
+        """Nothing to record in these tests."""
+
+    def take(self, tenant_id: str) -> list[Any]:
+        return []
+
+
+class _SharedWithoutPubSub(MemoryCache):
+    """A plug-in backend other processes share, but with no pub/sub (`subscribe` → None)."""
+
+    shared = True
+
+
+def _overrides(backend: Cache, url: str) -> tuple[dict[str, str], str | None]:
+    cache = MappingCache(backend, activity=_NoActivity())
+    try:
+        return worker_cache_overrides(cache, url)
+    finally:
+        cache.close()
+
+
+def test_serve_adapts_the_cache_by_what_the_backend_reaches(redis_url: str) -> None:
+    """The decision reads the backend's properties, not its URL: a process-local backend becomes
+    none://, a shared one without pub/sub loses the near cache, Redis stays as configured."""
+    local, why = _overrides(MemoryCache("memory://"), "memory://")
+    assert local == {"WASTATE_CACHE_URL": "none://"}
+    assert why is not None
+    assert "\n" not in why
+    no_pubsub, why = _overrides(_SharedWithoutPubSub("plugin://"), "plugin://")
+    assert no_pubsub == {"WASTATE_NEAR_CACHE": "false"}
+    assert why is not None
+    assert "\n" not in why
+    assert _overrides(RedisCache(redis_url, load_settings()), redis_url) == ({}, None)
+    assert _overrides(NullCache("none://", load_settings()), "none://") == ({}, None)

@@ -1,9 +1,11 @@
 """The `wastate` command: migrations, the HTTP service, and an operator's day-to-day jobs.
 
 Global options (`--tenant`, `--client`, `--database-url`, `--cache-url`, `--json`) come before the
-command. Every wastate error, configuration error and database error ends as one line on stderr
-and a non-zero exit (1; 2 for usage errors, as click does) — never a traceback. Long work (export,
-import, purge, expire) shows progress on stderr, so stdout stays clean for `--json`.
+command. Option values are checked by their click types before anything runs (a bad one is a
+usage error, exit 2, naming the option). Every failure after that ends in one error boundary, the
+root group's `invoke`: one line on stderr and exit 1 (128 + N for signal N) — never a traceback.
+Long work (export, import, purge, expire) shows progress on stderr, so stdout stays clean for
+`--json`; SIGTERM and SIGHUP interrupt it like Ctrl-C, so its cleanup (an export's temp file) runs.
 
 What does not live here: any SQL (the repositories), the seed-004 logic (`wastate.StateManager`),
 the HTTP routes (`wastate.http`).
@@ -11,40 +13,73 @@ the HTTP routes (`wastate.http`).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import re
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from wastate.errors import WastateError
+from wastate.domain.ids import normalize_tenant_id
+from wastate.domain.sessions import normalize_client_id
+from wastate.errors import InvalidInput, WastateError
 from wastate.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from wastate.cache.mappings import MappingCache
     from wastate.store import Store
 
-__all__ = ["cli", "format_duration", "main", "parse_duration"]
+__all__ = [
+    "MAX_BATCH_SIZE",
+    "MAX_DURATION",
+    "cli",
+    "format_duration",
+    "main",
+    "parse_duration",
+    "worker_cache_overrides",
+]
+
+log = logging.getLogger(__name__)
 
 _UNITS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
-_DURATION = re.compile(r"(\d+)([wdhms])")
+_DURATION = re.compile(r"([0-9]+)([wdhms])")  # ASCII digits: int() would take others too
 _DEFAULT_BATCH = 1000
+
+MAX_DURATION = timedelta(days=36_500)
+"""The longest age a maintenance command takes (100 years): `now - age` stays a real date."""
+
+MAX_BATCH_SIZE = 1_000_000
+"""The largest `--batch-size`: a batch is one transaction, and bigger ones defeat batching."""
+
+_MAX_LIMIT = 2**63 - 1  # the largest integer both databases store (a LIMIT is a BIGINT)
 
 
 def parse_duration(text: str) -> timedelta:
-    """`90d`, `24h`, `1d12h`, `30m`, `2w`, `45s` → a positive `timedelta`; else `ValueError`."""
+    """`90d`, `24h`, `1d12h`, `30m`, `2w`, `45s` → a positive `timedelta` of at most
+    `MAX_DURATION`; else `ValueError`."""
     compact = text.strip().lower().replace(" ", "")
     if not compact or _DURATION.sub("", compact):
         raise ValueError(f"{text!r} is not a duration (examples: 90d, 24h, 1d12h, 30m)")
+    # Whole seconds in Python ints, compared before a timedelta exists: a huge count would
+    # overflow timedelta (or the date arithmetic after it) instead of being refused.
     seconds = sum(int(n) * _UNITS[unit] for n, unit in _DURATION.findall(compact))
     if seconds <= 0:
         raise ValueError(f"{text!r} must be longer than zero")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(
+            f"{text!r} is too long: at most {format_duration(MAX_DURATION)} (100 years)"
+        )
     return timedelta(seconds=seconds)
 
 
@@ -66,6 +101,44 @@ def _duration(_ctx: click.Context, param: click.Parameter, value: str) -> timede
         return parse_duration(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param=param) from None
+
+
+def _tenant(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback: `--tenant` as given (never an empty string acting as `default`)."""
+    return None if value is None else _checked(normalize_tenant_id, value, param)
+
+
+def _client(_ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Click callback: `--client` as a valid client id."""
+    return _checked(normalize_client_id, value, param)
+
+
+def _checked(rule: Callable[..., str], value: str, param: click.Parameter) -> str:
+    try:
+        return rule(value, field=param.opts[-1])
+    except InvalidInput as exc:
+        raise click.BadParameter(exc.message, param=param) from None
+
+
+class _Text(click.ParamType[str]):
+    """Free text from the command line: refused if it holds bytes that are not UTF-8.
+
+    Python hands undecodable argv bytes over as lone surrogates (`surrogateescape`); no database
+    stores those, so they are refused here, naming the option, before anything runs.
+    """
+
+    name = "text"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            self.fail("is not valid UTF-8 text (the argument holds undecodable bytes)", param, ctx)
+        return text
+
+
+TEXT = _Text()
 
 
 def _one_line(exc: BaseException) -> str:
@@ -111,7 +184,9 @@ class Context:
     @property
     def tenant_id(self) -> str:
         """`--tenant`, else `WASTATE_DEFAULT_TENANT`, else `default` (StateManager's default)."""
-        return self.tenant or self.settings.default_tenant or "default"
+        if self.tenant is not None:
+            return self.tenant
+        return self.settings.default_tenant or "default"
 
     def store(self) -> Store:
         """The store, opened on first use and closed when the command ends."""
@@ -154,26 +229,89 @@ class Context:
 pass_context = click.make_pass_decorator(Context)
 
 
+class _Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, so cleanup (`finally`) runs as for ^C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
+    raise _Interrupted(signum)
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """Make SIGTERM and SIGHUP interrupt the command like ^C while it runs (then restore).
+
+    Their default ends the process on the spot, leaving an export's temp file behind. A signal
+    the parent set to be ignored (`nohup`) stays ignored; handlers can only be set from the main
+    thread, so elsewhere nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous: dict[int, Any] = {}
+    for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:
+            previous[signum] = signal.signal(signum, _raise_interrupted)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _as_click_error(exc: Exception) -> click.ClickException:
+    """Any failure of a command as the one line click prints (`Error: …`)."""
+    if isinstance(exc, WastateError | SQLAlchemyError | OSError):
+        return click.ClickException(_one_line(exc))
+    if isinstance(exc, ImportError):
+        return click.ClickException(
+            f"{_one_line(exc)} (the HTTP service needs: pip install 'wastate[http]')"
+            if "fastapi" in str(exc) or "uvicorn" in str(exc)
+            else _one_line(exc)
+        )
+    # Last resort, for a bug: one line all the same; the traceback goes to the log (debug level,
+    # so an unconfigured logger does not print it).
+    log.debug("unexpected error in the wastate command", exc_info=exc)
+    return click.ClickException(
+        f"unexpected {type(exc).__name__}: {_one_line(exc)} (a wastate bug: please report it)"
+    )
+
+
 class _Group(click.Group):
-    """Turns every expected failure into one line on stderr and exit status 1."""
+    """The root group: the one error boundary of the command line.
+
+    Every command (and every nested group) runs inside its `invoke`; whatever a command raises
+    leaves as one line on stderr. Click's own errors (usage, `ClickException`) pass unchanged.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
-        except (WastateError, SQLAlchemyError, OSError) as exc:
-            raise click.ClickException(_one_line(exc)) from None
-        except ImportError as exc:
-            raise click.ClickException(
-                f"{_one_line(exc)} (the HTTP service needs: pip install 'wastate[http]')"
-                if "fastapi" in str(exc) or "uvicorn" in str(exc)
-                else _one_line(exc)
-            ) from None
+            try:
+                return super().invoke(ctx)
+            finally:
+                # Closed here, inside the boundary, so a failing close is one line too.
+                if isinstance(ctx.obj, Context):
+                    ctx.obj.close()
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the boundary: see _as_click_error
+            raise _as_click_error(exc) from None
+        except KeyboardInterrupt as exc:
+            # ^C, SIGTERM, SIGHUP: one line and the shell's status for death by that signal.
+            signum = exc.signum if isinstance(exc, _Interrupted) else signal.SIGINT
+            click.echo(f"Error: interrupted by {signal.Signals(signum).name}", err=True)
+            raise click.exceptions.Exit(128 + signum) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--tenant",
     metavar="ID",
+    callback=_tenant,
     help="Tenant to act for [default: WASTATE_DEFAULT_TENANT or 'default'].",
 )
 @click.option(
@@ -181,6 +319,7 @@ class _Group(click.Group):
     default="default",
     show_default=True,
     metavar="ID",
+    callback=_client,
     help="Client id of the session / approval commands.",
 )
 @click.option("--database-url", metavar="URL", help="Overrides WASTATE_DATABASE_URL.")
@@ -197,9 +336,7 @@ def cli(
     as_json: bool,
 ) -> None:
     """wastate: conversation mappings, message tracking and approval state for WhatsApp."""
-    state = Context(tenant, client, database_url, cache_url, as_json)
-    ctx.obj = state
-    ctx.call_on_close(state.close)
+    ctx.obj = Context(tenant, client, database_url, cache_url, as_json)
 
 
 # --- schema -----------------------------------------------------------------------------------
@@ -207,7 +344,7 @@ def cli(
 
 @cli.command()
 @click.option("--sql", is_flag=True, help="Print the DDL for a DBA instead (no database needed).")
-@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@click.option("--revision", default="head", show_default=True, type=TEXT, help="Target revision.")
 @pass_context
 def migrate(ctx: Context, sql: bool, revision: str) -> None:
     """Create or upgrade the schema (`alembic upgrade head`)."""
@@ -228,7 +365,7 @@ def migrate(ctx: Context, sql: bool, revision: str) -> None:
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, type=TEXT)
 @click.option(
     "--port",
     default=3005,
@@ -266,26 +403,60 @@ def serve(ctx: Context, host: str, port: int, workers: int, log_level: str) -> N
         )
     store = ctx.store()
     prepare_schema(store)
+    cache_url = settings.cache_url
+    if workers > 1:
+        overrides, why = worker_cache_overrides(store.mapping_cache, settings.cache_url)
+        os.environ.update(overrides)
+        cache_url = overrides.get("WASTATE_CACHE_URL", cache_url)
+        if why:
+            click.echo(why, err=True)
     click.echo(
         f"wastate: serving http://{host}:{port} (database {_safe_url(settings.database_url)}, "
-        f"cache {_safe_url(settings.cache_url)}, {workers} worker{'s' if workers > 1 else ''})",
+        f"cache {_safe_url(cache_url)}, {workers} worker{'s' if workers > 1 else ''})",
         err=True,
     )
     if workers > 1:
         ctx.close()  # each worker opens its own store; the parent keeps none
-    run_server(
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        store=store if workers == 1 else None,
-    )
+    # uvicorn handles SIGTERM itself (and re-raises it to end the process as before); ^C is
+    # how an operator stops a foreground server, not an error.
+    with contextlib.suppress(KeyboardInterrupt):
+        run_server(
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            store=store if workers == 1 else None,
+        )
+
+
+def worker_cache_overrides(cache: MappingCache, url: str) -> tuple[dict[str, str], str | None]:
+    """The settings (environment variables) that worker processes of `serve` need so none serves
+    a mapping another worker changed, with the one line that says why (None when the cache at
+    `url` already reaches every worker).
+
+    An invalidation reaches other processes only through a shared backend (`Cache.shared`), and
+    near caches only through its pub/sub: a process-local backend is replaced by `none://`, and
+    the near cache is turned off over a shared backend that cannot announce invalidations.
+    """
+    url = _safe_url(url)
+    if cache.backend.enabled and not cache.backend.shared:
+        return {"WASTATE_CACHE_URL": "none://"}, (
+            f"wastate: cache {url} is private to each worker process, so workers would serve "
+            "conversations another worker changed: caching is off (none://); for a cache all "
+            "workers share, use --cache-url redis://HOST:6379/0"
+        )
+    if cache.near is not None and cache.subscription is None:
+        return {"WASTATE_NEAR_CACHE": "false"}, (
+            f"wastate: cache {url} cannot announce invalidations to other workers (no pub/sub): "
+            "the near cache is off (WASTATE_NEAR_CACHE=false)"
+        )
+    return {}, None
 
 
 # --- sessions and the approval lifecycle (seed 004, through StateManager) -----------------------
 
 
-@cli.group(cls=_Group)
+@cli.group()
 def session() -> None:
     """The client's WhatsApp Web session record."""
 
@@ -313,7 +484,7 @@ def session_show(ctx: Context) -> None:
 
 
 @session.command("invalidate")
-@click.option("--reason", default="invalidated by operator", show_default=True)
+@click.option("--reason", default="invalidated by operator", show_default=True, type=TEXT)
 @pass_context
 def session_invalidate(ctx: Context, reason: str) -> None:
     """Mark the session invalid (the client must re-authenticate)."""
@@ -322,7 +493,7 @@ def session_invalidate(ctx: Context, reason: str) -> None:
     ctx.emit({"invalidated": True, "reason": reason}, f"session invalidated: {reason}")
 
 
-@cli.group(cls=_Group)
+@cli.group()
 def messages() -> None:
     """Approval-lifecycle messages."""
 
@@ -346,7 +517,7 @@ def _message_line(message: dict[str, Any]) -> str:
 
 @messages.command("list")
 @click.option("--status", "status_name", required=True, type=click.Choice(_STATUS_NAMES))
-@click.option("--limit", type=click.IntRange(1), help="Only the newest N.")
+@click.option("--limit", type=click.IntRange(1, _MAX_LIMIT), help="Only the newest N.")
 @pass_context
 def messages_list(ctx: Context, status_name: str, limit: int | None) -> None:
     """List the messages in one status, oldest first."""
@@ -368,7 +539,7 @@ def _decide(ctx: Context, message_id: str, to: str, reason: str | None) -> None:
 
 
 @cli.command()
-@click.argument("message_id")
+@click.argument("message_id", type=TEXT)
 @pass_context
 def approve(ctx: Context, message_id: str) -> None:
     """Approve a message pending approval (pending_approval → approved)."""
@@ -376,8 +547,10 @@ def approve(ctx: Context, message_id: str) -> None:
 
 
 @cli.command()
-@click.argument("message_id")
-@click.option("--reason", help="Why (kept with the message where the store supports it).")
+@click.argument("message_id", type=TEXT)
+@click.option(
+    "--reason", type=TEXT, help="Why (kept with the message where the store supports it)."
+)
 @pass_context
 def reject(ctx: Context, message_id: str, reason: str | None) -> None:
     """Reject a message pending approval (pending_approval → rejected)."""
@@ -395,16 +568,28 @@ def stats(ctx: Context) -> None:
 # --- export / import / backup -----------------------------------------------------------------
 
 
+def _interactive() -> bool:
+    """Progress bars only for a person at a terminal: elsewhere (cron, CI, pipes) a failure
+    leaves stderr with its one error line and nothing else."""
+    return sys.stderr.isatty()
+
+
 def _with_progress(label: str, call: Callable[..., Any], *args: Any) -> Any:
     """Run `call(*args, progress=…)` with a bar on stderr counting the messages it reports."""
     with click.progressbar(
-        length=0, label=label, file=sys.stderr, show_pos=True, show_percent=False
+        length=0,
+        label=label,
+        file=sys.stderr,
+        show_pos=True,
+        show_percent=False,
+        hidden=not _interactive(),
     ) as bar:
 
         def progress(done: int) -> None:
             bar.update(max(0, done - bar.pos))
 
-        return call(*args, progress=progress)
+        with _signals_interrupt():
+            return call(*args, progress=progress)
 
 
 @cli.command("export")
@@ -464,12 +649,16 @@ def _batches(ctx: Context, step: Callable[[Any], int], *, dry_run: bool = False)
 
 def _drain(ctx: Context, label: str, batches: Iterator[int]) -> int:
     total = 0
-    with click.progressbar(
-        batches,
-        label=label,
-        file=sys.stderr,
-        item_show_func=lambda n: f"{total} rows" if n is not None else None,
-    ) as bar:
+    with (
+        click.progressbar(
+            batches,
+            label=label,
+            file=sys.stderr,
+            item_show_func=lambda n: f"{total} rows" if n is not None else None,
+            hidden=not _interactive(),
+        ) as bar,
+        _signals_interrupt(),
+    ):
         for count in bar:
             total += count
     return total
@@ -504,7 +693,12 @@ _PURGE_LABELS = {
     help="e.g. 90d: what closed, was created or was parked longer ago than this.",
 )
 @click.option("--dry-run", is_flag=True, help="Count what would go; change nothing.")
-@click.option("--batch-size", default=_DEFAULT_BATCH, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--batch-size",
+    default=_DEFAULT_BATCH,
+    show_default=True,
+    type=click.IntRange(1, MAX_BATCH_SIZE),
+)
 @pass_context
 def purge(ctx: Context, older_than: timedelta, dry_run: bool, batch_size: int) -> None:
     """Delete closed/expired mappings, old tracking rows and stale parked events, in batches.
@@ -533,7 +727,12 @@ def purge(ctx: Context, older_than: timedelta, dry_run: bool, batch_size: int) -
     metavar="AGE",
     help="e.g. 24h: expire active mappings idle for longer than this.",
 )
-@click.option("--batch-size", default=_DEFAULT_BATCH, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--batch-size",
+    default=_DEFAULT_BATCH,
+    show_default=True,
+    type=click.IntRange(1, MAX_BATCH_SIZE),
+)
 @pass_context
 def expire(ctx: Context, idle: timedelta, batch_size: int) -> None:
     """Expire idle conversations (their users' next message starts a new one)."""
@@ -551,7 +750,7 @@ def expire(ctx: Context, idle: timedelta, batch_size: int) -> None:
 # --- API keys ---------------------------------------------------------------------------------
 
 
-@cli.group(cls=_Group)
+@cli.group()
 def apikey() -> None:
     """Per-tenant API keys of the HTTP service (only a hash is stored)."""
 
@@ -567,7 +766,7 @@ def _key_data(record: Any) -> dict[str, Any]:
 
 
 @apikey.command("create")
-@click.option("--label", help="What the key is for.")
+@click.option("--label", type=TEXT, help="What the key is for.")
 @pass_context
 def apikey_create(ctx: Context, label: str | None) -> None:
     """Issue a key for --tenant; the token is printed once and never stored."""
@@ -581,7 +780,7 @@ def apikey_create(ctx: Context, label: str | None) -> None:
 
 
 @apikey.command("revoke")
-@click.argument("key_id")
+@click.argument("key_id", type=TEXT)
 @pass_context
 def apikey_revoke(ctx: Context, key_id: str) -> None:
     """Revoke a key of --tenant (HTTP workers notice within seconds)."""
@@ -615,9 +814,5 @@ def apikey_list(ctx: Context) -> None:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """The console entry point (`wastate = "wastate.cli:main"`); exits with the command's status."""
-    try:
-        cli.main(args=argv, prog_name="wastate")
-    except (WastateError, SQLAlchemyError) as exc:  # from cleanup, after the command's own guard
-        click.echo(f"Error: {_one_line(exc)}", err=True)
-        sys.exit(1)
+    cli.main(args=argv, prog_name="wastate")
     sys.exit(0)

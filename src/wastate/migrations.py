@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from alembic import command
 from wastate.db.engine import create_sqlite_engine, is_sqlite, normalize_url
 from wastate.db.errors import translate_db_error
-from wastate.errors import ConfigurationError, SchemaNotReady, ServiceUnavailable
+from wastate.errors import ConfigurationError, InvalidInput, SchemaNotReady, ServiceUnavailable
 
 __all__ = [
     "alembic_config",
@@ -73,8 +73,22 @@ def current_revision(engine: Engine) -> str | None:
         raise translated or ServiceUnavailable(f"cannot reach the database: {exc.orig}") from exc
 
 
+def _require_revision(revision: object) -> str:
+    """An upgrade target: `head`, `heads`, `base` or a revision this wastate ships, else
+    `InvalidInput` — checked before Alembic, whose own answers to a bad target range from a
+    `CommandError` to a bare `AssertionError`."""
+    script = ScriptDirectory.from_config(alembic_config())
+    known = [rev.revision for rev in script.walk_revisions()]
+    if not isinstance(revision, str) or revision not in {"head", "heads", "base", *known}:
+        shown = revision if isinstance(revision, str) else type(revision).__name__
+        choices = ", ".join(["head", *sorted(known)])
+        raise InvalidInput("revision", f"{shown!r} is not a revision (one of: {choices})")
+    return revision
+
+
 def migrate(url: str, revision: str = "head") -> None:
     """Upgrade the database at `url` to `revision` (in its own, transactional engine)."""
+    revision = _require_revision(revision)
     parsed = normalize_url(url)
     if is_sqlite(parsed):
         _migrate_sqlite(parsed, revision)
@@ -115,6 +129,7 @@ def _migrate_sqlite(url: URL, revision: str) -> None:
 
 def migration_sql(url: str, revision: str = "head") -> str:
     """The SQL of an upgrade to `revision`, for a DBA to review; needs no database."""
+    revision = _require_revision(revision)
     buffer = io.StringIO()
     config = alembic_config(url)
     config.output_buffer = buffer

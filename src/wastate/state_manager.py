@@ -19,6 +19,8 @@ import errno
 import functools
 import json
 import os
+import re
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -51,6 +53,9 @@ from wastate.domain.sessions import (
 )
 from wastate.errors import InvalidInput, SchemaNotReady
 from wastate.store import Store, connect
+
+if sys.platform != "win32":
+    import fcntl
 from wastate.uow import UnitOfWork
 
 __all__ = ["DEFAULT_STATE_FILE", "MessageStatus", "Progress", "StateManager"]
@@ -320,6 +325,8 @@ class StateManager:
     def _backup(self, progress: Progress | None) -> str:
         stamp = self._now().astimezone(UTC).strftime("%Y%m%d_%H%M%S")
         base = f"{self.state_file.stem}_backup_{stamp}"
+        # The temp files a killed backup left carry that backup's name, not this one's.
+        every_backup = rf"{re.escape(self.state_file.stem)}_backup_\d{{8}}_\d{{6}}(_\d+)?\.json"
         self.backup_dir.mkdir(parents=True, exist_ok=True)
         path, attempt = self.backup_dir / f"{base}.json", 1
         while True:
@@ -331,7 +338,11 @@ class StateManager:
                 attempt += 1
                 path = self.backup_dir / f"{base}_{attempt}.json"
         try:
-            _atomic_write(path, functools.partial(self._write_document, progress=progress))
+            _atomic_write(
+                path,
+                functools.partial(self._write_document, progress=progress),
+                stale=every_backup,
+            )
         except BaseException:
             with contextlib.suppress(OSError):
                 path.unlink()
@@ -512,22 +523,78 @@ def _model(model: type[_M], field: str, **values: Any) -> _M:
         raise invalid_input_from(exc, prefix=field) from exc
 
 
-def _atomic_write(path: Path, write: Callable[[IO[str]], None]) -> None:
-    """Write `path` so that it is either the old file or the complete new one, never half."""
+def _atomic_write(
+    path: Path, write: Callable[[IO[str]], None], *, stale: str | None = None
+) -> None:
+    """Write `path` so that it is either the old file or the complete new one, never half.
+
+    The temp file (`.<name>.XXXXXXXX.tmp`, same folder) is removed on any exception, ^C and the
+    signals the CLI turns into one. A process killed outright leaves it behind: the next write
+    next to it removes the temp files of `stale` (a file name pattern, default: this target's)
+    that no live writer holds locked.
+    """
     folder = path.parent if str(path.parent) else Path(".")
     folder.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    _remove_stale_temp_files(folder, stale if stale is not None else re.escape(path.name))
+    fd, temp_name = _locked_temp_file(folder, path.name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             write(out)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(temp_name, path)
+            # Renamed while still locked: a cleaner never takes a finished temp file.
+            os.replace(temp_name, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp_name)
         raise
     _fsync_folder(folder)
+
+
+_TEMP_TAIL = r"\.[a-z0-9_]{8}\.tmp"  # what tempfile.mkstemp(prefix=".<name>.", suffix=".tmp") adds
+
+
+def _locked_temp_file(folder: Path, name: str) -> tuple[int, str]:
+    """A new temp file for `name` in `folder`, open and exclusively locked (POSIX `flock`): the
+    lock, released by the kernel whatever way the process ends, is how a cleaner tells a live
+    temp file from one left by a killed writer."""
+    while True:
+        fd, temp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+        if sys.platform == "win32":  # pragma: no cover - no flock; stale files stay
+            return fd, temp_name
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            # A cleaner may have taken the file between its creation and our lock.
+            if os.path.samestat(os.fstat(fd), os.stat(temp_name)):
+                return fd, temp_name
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(temp_name)
+            raise
+        os.close(fd)
+
+
+def _remove_stale_temp_files(folder: Path, name_pattern: str) -> None:
+    """Remove `.<name>.XXXXXXXX.tmp` files (`name` matching `name_pattern`) that no writer holds
+    locked: what an export killed outright (SIGKILL, power loss) left behind."""
+    if sys.platform == "win32":  # pragma: no cover - no flock: a live file cannot be told apart
+        return
+    pattern = re.compile(rf"\.(?:{name_pattern}){_TEMP_TAIL}")
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            if not pattern.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
+                continue
+            with contextlib.suppress(OSError):
+                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # OSError: a live writer
+                    if os.path.samestat(os.fstat(fd), os.stat(entry.path, follow_symlinks=False)):
+                        os.unlink(entry.path)
+                finally:
+                    os.close(fd)
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -559,10 +626,14 @@ class _ParsedState:
         self.messages = messages
 
 
+MAX_DOCUMENT_DEPTH = 100
+"""How deeply a state file may nest arrays and objects (a seed document needs about ten)."""
+
+
 def _load_document(path: Path) -> Any:
     try:
         with path.open("r", encoding="utf-8") as handle:
-            return json.load(handle)
+            document = json.load(handle)
     except OSError as exc:
         raise InvalidInput("path", f"cannot read {str(path)!r}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
@@ -572,7 +643,32 @@ def _load_document(path: Path) -> Any:
             "path", f"{str(path)!r} is not valid JSON (line {exc.lineno}: {exc.msg})"
         ) from exc
     except RecursionError as exc:
-        raise InvalidInput("path", f"{str(path)!r} nests too deep to be a state file") from exc
+        raise InvalidInput(
+            "path", f"{str(path)!r} nests deeper than {MAX_DOCUMENT_DEPTH} levels"
+        ) from exc
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        reason = str(exc).partition(":")[0]
+        raise InvalidInput("path", f"{str(path)!r} is not valid JSON ({reason})") from exc
+    # What json.load just managed may still be too deep for the recursive checks and encoders
+    # after it (and for PostgreSQL's JSONB): one limit, checked without recursion.
+    if _depth(document) > MAX_DOCUMENT_DEPTH:
+        raise InvalidInput("path", f"{str(path)!r} nests deeper than {MAX_DOCUMENT_DEPTH} levels")
+    return document
+
+
+def _depth(value: Any) -> int:
+    """How deeply `value` nests lists and dicts (a scalar: 0)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        )
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _parse_document(document: Any, client_id: str, now: datetime) -> _ParsedState:
