@@ -63,6 +63,7 @@ from wastate.db.tables import (
 from wastate.domain.clock import as_utc
 from wastate.domain.ids import normalize_wa_id, require_external_id
 from wastate.domain.maintenance import require_batch_size, require_positive_age
+from wastate.domain.mappings import validate_conversation_id
 from wastate.domain.messages import (
     STATUS_RANK,
     DeliveryStatus,
@@ -826,6 +827,10 @@ def _new_message(value: NewMessage | Mapping[str, Any], field: str) -> NewMessag
         external = getattr(message, name)
         if external is not None:
             require_external_id(external, field=f"{field}.{name}")
+    if message.conversation_id is not None:
+        # The rule every mapping route applies to a conversation id, so that a message is
+        # never linked to an id no lookup could ever name.
+        validate_conversation_id(message.conversation_id, field=f"{field}.conversation_id")
     if message.wa_id is not None:
         wa_id = normalize_wa_id(message.wa_id, field=f"{field}.wa_id")
         if wa_id != message.wa_id:
