@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 
 import wastate
 from wastate.http import HttpConfig, create_app
@@ -555,3 +557,61 @@ def test_error_fields_name_the_field_as_the_client_sent_it(
     assert answer.json()["field"] == field, answer.text
     assert answer.json()["error"].startswith(f"{field}: ")
     assert "Value error" not in answer.json()["error"]
+
+
+# --- generated bodies -----------------------------------------------------------------------------
+
+ANY_CHARACTER = st.characters(exclude_categories=())  # lone surrogates and NUL included
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
+    | st.text(ANY_CHARACTER, max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(ANY_CHARACTER, max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+# Where a generated value replaces what Meta would send.
+SLOTS = [
+    ("entry", 0, "id"),
+    ("entry", 0, "changes", 0, "field"),
+    ("entry", 0, "changes", 0, "value", "metadata"),
+    ("entry", 0, "changes", 0, "value", "contacts", 0, "profile", "name"),
+    ("entry", 0, "changes", 0, "value", "contacts", 0, "wa_id"),
+    ("entry", 0, "changes", 0, "value", "messages", 0, "from"),
+    ("entry", 0, "changes", 0, "value", "messages", 0, "id"),
+    ("entry", 0, "changes", 0, "value", "messages", 0, "timestamp"),
+    ("entry", 0, "changes", 0, "value", "messages", 0, "type"),
+    ("entry", 0, "changes", 0, "value", "messages", 0, "text"),
+    ("entry", 0, "changes", 0, "value", "messages", 0, "errors"),
+    ("entry", 0, "changes", 0, "value", "statuses"),
+    ("entry", 0, "changes", 0, "value", "errors"),
+]
+
+
+@given(
+    edits=st.lists(st.tuples(st.sampled_from(SLOTS), JSON_VALUES), min_size=1, max_size=3),
+    unique=st.uuids(),
+)
+def test_generated_webhook_bodies_are_never_a_server_error(
+    make_client: Callable[..., TestClient],
+    tenant: str,
+    edits: list[tuple[tuple[str | int, ...], Any]],
+    unique: Any,
+) -> None:
+    """A real delivery with generated values (any JSON, any character: NUL, lone surrogates,
+    huge integers) put in its fields is ingested or refused with a 4xx — on both databases."""
+    client = make_client(default_tenant=tenant)
+    body: Any = inbound(message_id=f"wamid.{unique.hex}")
+    for slot, value in edits:
+        target = body
+        for part in slot[:-1]:
+            target = target[part]
+        target[slot[-1]] = value
+    raw = json.dumps(body, ensure_ascii=True).encode()
+    answer = client.post("/webhooks/whatsapp", content=raw)
+    assert answer.status_code in (200, 400, 403, 413, 422), (answer.status_code, answer.text)
+    assert answer.json()
