@@ -13,13 +13,16 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
+from test_serve_e2e import clean_environment, serving  # tests/ is on sys.path
 
 import wastate
 from wastate.http import HttpConfig, create_app
@@ -615,3 +618,33 @@ def test_generated_webhook_bodies_are_never_a_server_error(
     answer = client.post("/webhooks/whatsapp", content=raw)
     assert answer.status_code in (200, 400, 403, 413, 422), (answer.status_code, answer.text)
     assert answer.json()
+
+
+@pytest.mark.slow
+def test_a_real_server_refuses_50_mb_posts_without_holding_them(tmp_path: Path) -> None:
+    """Four 50 MB webhook posts — chunked, and with a Content-Length — to a real `wastate serve`:
+    each is a 413, and the server's memory stays where it was (it grew by 240 MB when the limit
+    was checked after reading the whole body)."""
+    body = b" " * (50 << 20)
+
+    def chunked() -> Iterator[bytes]:
+        chunk = b" " * (64 * 1024)
+        for _ in range(len(body) // len(chunk)):
+            yield chunk
+
+    with serving(tmp_path, clean_environment(WASTATE_DEFAULT_TENANT="demo-tenant-001")) as server:
+        url = f"{server.base}/webhooks/whatsapp"
+        before = resident_megabytes(server.process.pid)
+        for _ in range(4):
+            assert httpx.post(url, content=chunked(), timeout=60).status_code == 413
+            assert httpx.post(url, content=body, timeout=60).status_code == 413
+        grown = resident_megabytes(server.process.pid) - before
+        assert grown < 40, f"the server grew by {grown} MB"
+        assert httpx.post(url, content=json.dumps(inbound()), timeout=60).status_code == 200
+
+
+def resident_megabytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) // 1024
+    raise AssertionError("no VmRSS")

@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
+from collections.abc import Iterable
 from typing import Any, NoReturn
 
 from starlette.requests import Request
@@ -87,34 +89,56 @@ def decode_body(body: bytes) -> dict[str, Any]:
         raise ApiError(400, f"body is not JSON: {exc}", field="body") from exc
     if not isinstance(payload, dict):
         raise ApiError(400, "body must be a JSON object", field="body")
-    _check_tree(payload)
+    # UTF-8 cannot encode a surrogate, so one can only come from a `\\uD8xx`-`\\uDFxx` escape.
+    _check_tree(payload, surrogates=_SURROGATE_ESCAPE.search(body) is not None)
     return payload
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 
 
 def _too_deep() -> NoReturn:
     raise ApiError(400, f"body is nested deeper than {MAX_WEBHOOK_DEPTH} levels", field="body")
 
 
-def _check_tree(payload: dict[str, Any]) -> None:
-    """Refuse a lone surrogate anywhere (keys included) and nesting past the limit.
-
-    Iterative, so that checking a deep tree cannot itself run out of stack.
-    """
-    pending: list[tuple[Any, int, str]] = [(payload, 1, "")]
+def _check_tree(payload: dict[str, Any], *, surrogates: bool) -> None:
+    """Refuse nesting past the limit and, if the body may hold one, a lone surrogate anywhere
+    (keys included). Iterative, so that checking a deep tree cannot itself run out of stack; the
+    path of a surrogate is worked out only once one is found (building every path costs more
+    than the check itself)."""
+    pending: list[tuple[dict[str, Any] | list[Any], int]] = [(payload, 1)]
     while pending:
-        value, depth, path = pending.pop()
+        container, depth = pending.pop()
         if depth > MAX_WEBHOOK_DEPTH:
             _too_deep()
+        if isinstance(container, dict):
+            if surrogates and not all(map(_is_text, container)):
+                _lone_surrogate(_surrogate_path(payload))
+            values: Iterable[Any] = container.values()
+        else:
+            values = container
+        for item in values:
+            if isinstance(item, dict | list):
+                pending.append((item, depth + 1))
+            elif surrogates and isinstance(item, str) and not _is_text(item):
+                _lone_surrogate(_surrogate_path(payload))
+
+
+def _surrogate_path(payload: dict[str, Any]) -> str:
+    """The JSON path of the first lone surrogate in `payload` (a key's is its parent's path)."""
+    pending: list[tuple[Any, str]] = [(payload, "")]
+    while pending:
+        value, path = pending.pop()
         if isinstance(value, dict):
             for key, item in value.items():
-                where = f"{path}.{key}" if path else key
                 if not _is_text(key):
-                    _lone_surrogate(path or "body")
-                pending.append((item, depth + 1, where))
+                    return path or "body"
+                pending.append((item, f"{path}.{key}" if path else key))
         elif isinstance(value, list):
-            pending.extend((item, depth + 1, f"{path}[{i}]") for i, item in enumerate(value))
+            pending.extend((item, f"{path}[{index}]") for index, item in enumerate(value))
         elif isinstance(value, str) and not _is_text(value):
-            _lone_surrogate(path)
+            return path
+    return "body"
 
 
 def _is_text(value: str) -> bool:
