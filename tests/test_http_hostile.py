@@ -648,3 +648,24 @@ def resident_megabytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) // 1024
     raise AssertionError("no VmRSS")
+
+
+def test_two_different_keys_in_the_two_key_headers_are_400(
+    make_client: Callable[..., TestClient], store: wastate.Store, tenant: str
+) -> None:
+    """X-API-Key and Authorization: Bearer naming different keys: refused, not first-wins."""
+    with store.unit_of_work(tenant) as uow:
+        token = uow.api_keys.create(label="one").token
+    with store.unit_of_work(f"{tenant}-b") as uow:
+        other = uow.api_keys.create(label="two").token
+    client = make_client(require_api_key=True)
+    answer = client.get(
+        f"/state/mapping/{WA}", headers={"X-API-Key": token, "Authorization": f"Bearer {other}"}
+    )
+    assert answer.status_code == 400
+    assert answer.json()["field"] == "X-API-Key"
+    same = client.get(
+        f"/state/mapping/{WA}", headers={"X-API-Key": token, "Authorization": f"Bearer {token}"}
+    )
+    assert same.status_code == 200
+    assert same.json()["tenantId"] == tenant
