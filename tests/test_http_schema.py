@@ -36,14 +36,28 @@ CHECKS = [
 EXAMPLES = 25
 
 
-@pytest.fixture(scope="module")
-def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """The app on a fresh SQLite file with a default tenant, so most requests reach the store."""
+CONFIGS = {
+    # A default tenant, so that most requests reach the store.
+    "open": HttpConfig(default_tenant="schema-tenant", webhook_verify_token="verify-me"),
+    # Keys required, signed webhooks bound to a tenant: every refusal must be documented too.
+    "secured": HttpConfig(
+        require_api_key=True,
+        webhook_app_secret="app-secret",
+        webhook_tenants={"106540352242922": "schema-tenant"},
+    ),
+}
+
+
+@pytest.fixture(scope="module", params=list(CONFIGS))
+def api_schema(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Any]:
+    """The app on a fresh SQLite file, configured as `CONFIGS` says."""
     path: Path = tmp_path_factory.mktemp("schemathesis") / "wastate.db"
     store = wastate.connect(f"sqlite:///{path}", "memory://")
     store.migrate()
-    config = HttpConfig(default_tenant="schema-tenant", webhook_verify_token="verify-me")
-    yield schemathesis.openapi.from_asgi("/openapi.json", create_app(store, config=config))
+    app = create_app(store, config=CONFIGS[request.param])
+    yield schemathesis.openapi.from_asgi("/openapi.json", app)
     store.close()
 
 

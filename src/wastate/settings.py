@@ -8,6 +8,8 @@ matching `WASTATE_*` variable is unset.
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -16,10 +18,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from wastate.domain.ids import normalize_tenant_id
 from wastate.domain.storable import text_problem
-from wastate.errors import ConfigurationError
+from wastate.errors import ConfigurationError, InvalidInput
 
-__all__ = ["DEFAULT_CACHE_URL", "DEFAULT_DATABASE_URL", "Settings", "load_settings"]
+__all__ = [
+    "DEFAULT_CACHE_URL",
+    "DEFAULT_DATABASE_URL",
+    "Settings",
+    "check_webhook_tenants",
+    "load_settings",
+    "parse_webhook_tenants",
+]
 
 DEFAULT_DATABASE_URL = "sqlite:///./wastate.db"
 DEFAULT_CACHE_URL = "memory://"
@@ -36,6 +46,42 @@ def _check_text(value: str) -> None:
     problem = text_problem(value)
     if problem is not None:
         raise ValueError(problem)
+
+
+_META_ID = re.compile(r"[0-9]{1,32}")
+
+
+def check_webhook_tenants(bindings: Mapping[str, str]) -> dict[str, str]:
+    """Webhook account bindings, checked: Meta id (digits) → valid tenant id. Else `ValueError`.
+
+    The ids are those Meta puts in every signed webhook body: the business account
+    (`entry[].id`) and the business phone number (`…value.metadata.phone_number_id`).
+    """
+    checked: dict[str, str] = {}
+    for account, tenant in bindings.items():
+        if not isinstance(account, str) or not _META_ID.fullmatch(account):
+            raise ValueError(f"{account!r} is not a Meta account or phone number id (digits)")
+        try:
+            checked[account] = normalize_tenant_id(tenant, field="tenant")
+        except InvalidInput as exc:
+            raise ValueError(f"{account}={tenant!r}: the tenant {exc.message}") from exc
+    return checked
+
+
+def parse_webhook_tenants(text: str) -> dict[str, str]:
+    """`WASTATE_WEBHOOK_TENANTS`: `<id>=<tenant>` pairs separated by commas or whitespace,
+    e.g. `106540352242922=acme,102290129340398=acme`. Else `ValueError` naming the bad pair."""
+    pairs: dict[str, str] = {}
+    for item in text.replace(",", " ").split():
+        account, sep, tenant = item.partition("=")
+        if not sep or not account or not tenant:
+            raise ValueError(f"{item!r} is not <phone_number_id or WABA id>=<tenant>")
+        if account in pairs:
+            raise ValueError(f"{account} is bound twice")
+        pairs[account] = tenant
+    if not pairs:
+        raise ValueError("is empty: unset it, or bind <phone_number_id or WABA id>=<tenant>")
+    return check_webhook_tenants(pairs)
 
 
 class Settings(BaseSettings):
@@ -76,6 +122,10 @@ class Settings(BaseSettings):
     webhook_app_secret: str | None = Field(
         None, description="HTTP: Meta app secret; webhook posts need X-Hub-Signature-256"
     )
+    webhook_tenants: str | None = Field(
+        None,
+        description="HTTP: `<phone_number_id or WABA id>=<tenant>,…`, the tenant of a webhook",
+    )
     webhook_verify_token: str | None = Field(
         None, description="HTTP: the hub.verify_token of the webhook handshake"
     )
@@ -106,6 +156,22 @@ class Settings(BaseSettings):
             )
         if port is not None and not 0 < port < 65536:
             raise ValueError(f"port {port} is out of range")
+        return value
+
+    @field_validator("webhook_app_secret")
+    @classmethod
+    def _check_app_secret(cls, value: str | None) -> str | None:
+        # Set but empty is a deployment mistake (a missing secret in a template), not a wish to
+        # accept unsigned webhooks: refuse it rather than turn the signature check off.
+        if value is not None and not value.strip():
+            raise ValueError("must not be empty (unset it to accept unsigned webhooks)")
+        return value
+
+    @field_validator("webhook_tenants")
+    @classmethod
+    def _check_webhook_tenants(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_webhook_tenants(value)
         return value
 
     @field_validator("cache_url")

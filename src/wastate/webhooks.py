@@ -318,7 +318,29 @@ def _new_message(
     try:
         return _build_message(message, direction, wa_id, media, media_type)
     except ValidationError as exc:
-        raise invalid_input_from(exc, prefix=path) from exc
+        problem = invalid_input_from(exc)
+        field = _webhook_field(problem.field, message.type)
+        raise InvalidInput(f"{path}.{field}", problem.message) from exc
+
+
+_WEBHOOK_NAMES = {
+    "meta_message_id": "id",
+    "message_type": "type",
+    "media_type": "type",
+    "occurred_at": "timestamp",
+    "error": "errors[0]",
+}
+
+
+def _webhook_field(field: str, message_type: str) -> str:
+    """A `NewMessage` field named as the webhook body holds it (`media_caption` →
+    `image.caption`), so that an error names what the sender wrote."""
+    name, dot, rest = field.partition(".")
+    if name in _WEBHOOK_NAMES:
+        name = _WEBHOOK_NAMES[name]
+    elif name.startswith("media_"):
+        name = f"{message_type}.{name.removeprefix('media_')}"
+    return f"{name}{dot}{rest}"
 
 
 def _build_message(

@@ -29,8 +29,9 @@ contact-center conversation) and message tracking, per tenant.
 
 Every route is tenant-scoped. The tenant comes from, in order: the API key (`X-API-Key` or
 `Authorization: Bearer`), the `X-Tenant-ID` header, the body's `tenantId` (`POST /state/message`),
-or the configured default tenant. None of them → 400; two that disagree → 400. Errors are JSON:
-`{"error": "…", "field": "…"}`.
+or the configured default tenant. None of them → 400; two that disagree → 400. A webhook's tenant
+comes from the API key or from the binding of the signed body's business account
+(`WASTATE_WEBHOOK_TENANTS`). Errors are JSON: `{"error": "…", "field": "…"}`.
 """
 
 

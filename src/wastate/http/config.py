@@ -2,17 +2,18 @@
 
 `HttpConfig.from_environment()` takes them from the store's `Settings` (`WASTATE_DEFAULT_TENANT`,
 `WASTATE_REQUIRE_API_KEY`, `WASTATE_WEBHOOK_APP_SECRET`, `WASTATE_WEBHOOK_VERIFY_TOKEN`,
-`WASTATE_API_KEY_CACHE_SECONDS`); `create_app(store, config=…)` takes them explicitly (tests and
-embedders build one by hand).
+`WASTATE_WEBHOOK_TENANTS`, `WASTATE_API_KEY_CACHE_SECONDS`); `create_app(store, config=…)` takes
+them explicitly (tests and embedders build one by hand).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from wastate.domain.ids import normalize_tenant_id
 from wastate.errors import ConfigurationError, InvalidInput
-from wastate.settings import Settings
+from wastate.settings import Settings, check_webhook_tenants, parse_webhook_tenants
 
 __all__ = ["HttpConfig"]
 
@@ -29,6 +30,9 @@ class HttpConfig:
     """The Meta app secret; when set, webhook posts need a valid X-Hub-Signature-256."""
     webhook_verify_token: str | None = None
     """The token Meta sends in the `hub.verify_token` handshake; unset: handshakes fail."""
+    webhook_tenants: Mapping[str, str] = field(default_factory=dict)
+    """Meta business account / phone number id → tenant: the tenant of a webhook delivery that
+    carries no API key (the ids are inside the signed body, so the binding is authenticated)."""
     api_key_cache_seconds: float = 5.0
     """How long a verified key is trusted without asking the database (the revocation delay)."""
 
@@ -38,6 +42,17 @@ class HttpConfig:
                 normalize_tenant_id(self.default_tenant)
             except InvalidInput as exc:
                 raise ConfigurationError(f"WASTATE_DEFAULT_TENANT: {exc.message}") from exc
+        if self.webhook_app_secret is not None and not self.webhook_app_secret.strip():
+            raise ConfigurationError(
+                "WASTATE_WEBHOOK_APP_SECRET: must not be empty (unset it to accept unsigned "
+                "webhooks)"
+            )
+        try:
+            bindings = check_webhook_tenants(self.webhook_tenants)
+        except ValueError as exc:
+            raise ConfigurationError(f"WASTATE_WEBHOOK_TENANTS: {exc}") from exc
+        # Normalised tenant ids, and a private copy the caller cannot change afterwards.
+        object.__setattr__(self, "webhook_tenants", bindings)
         if self.api_key_cache_seconds < 0:
             raise ConfigurationError("api_key_cache_seconds must not be negative")
 
@@ -47,7 +62,10 @@ class HttpConfig:
         return cls(
             default_tenant=settings.default_tenant or None,
             require_api_key=settings.require_api_key,
-            webhook_app_secret=settings.webhook_app_secret or None,
+            webhook_app_secret=settings.webhook_app_secret,
             webhook_verify_token=settings.webhook_verify_token or None,
+            webhook_tenants=parse_webhook_tenants(settings.webhook_tenants)
+            if settings.webhook_tenants is not None
+            else {},
             api_key_cache_seconds=settings.api_key_cache_seconds,
         )

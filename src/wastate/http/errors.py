@@ -2,13 +2,15 @@
 
 The wastate error family maps to statuses here and nowhere else: `InvalidInput` → 400,
 request-validation failures → 422, `NotFound` → 404, `Conflict` and `InvalidTransition` → 409,
-`ServiceUnavailable` and `SchemaNotReady` → 503. Anything unexpected is logged with its traceback
+`ServiceUnavailable`, `SchemaNotReady`, `TransactionAborted` and `ConfigurationError` → 503. Anything unexpected is logged with its traceback
 and answered with a bare 500 that leaks nothing.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -23,12 +25,14 @@ from pydantic.alias_generators import to_camel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from wastate.errors import (
+    ConfigurationError,
     Conflict,
     InvalidInput,
     InvalidTransition,
     NotFound,
     SchemaNotReady,
     ServiceUnavailable,
+    TransactionAborted,
     WastateError,
 )
 
@@ -36,8 +40,11 @@ __all__ = [
     "ApiError",
     "ErrorBody",
     "FieldProblem",
+    "api_field",
     "error_response",
     "install_error_handlers",
+    "json_path",
+    "problem_message",
 ]
 
 log = logging.getLogger("wastate.http")
@@ -96,7 +103,43 @@ def error_response(
         body["field"] = field
     if details:
         body["details"] = [problem.model_dump() for problem in details]
-    return JSONResponse(body, status_code=status_code, headers=dict(headers) if headers else None)
+    return _AsciiJSONResponse(
+        body, status_code=status_code, headers=dict(headers) if headers else None
+    )
+
+
+class _AsciiJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped: an error message may quote what the client
+    sent, and a lone surrogate in it (`"\\ud83d"`) cannot be encoded as UTF-8 — an error answer
+    must never fail to render (the escapes are valid JSON and decode to the same text)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+_SNAKE_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
+
+
+def json_path(loc: Sequence[int | str]) -> str:
+    """A validation error's location as a JSON path: `("body", "error", "code")` →
+    `body.error.code`, `("entry", 0, "id")` → `entry[0].id`; the names are kept as they are."""
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+    return path.removeprefix(".") or "request"
+
+
+def api_field(path: str) -> str:
+    """A domain field path (snake_case) as the API's client writes it (camelCase).
+
+    `messages[0].meta_message_id` → `messages[0].metaMessageId`; indexes and names without an
+    underscore are kept. Each name is turned on its own: camelizing the whole path capitalises
+    every name after a dot or a bracket (`messages[0].MetaMessageId`).
+    """
+    return _SNAKE_NAME.sub(lambda name: to_camel(name.group()), path) or "request"
+
+
+def problem_message(message: object) -> str:
+    """A pydantic error message without its `Value error, ` prefix (our validators' own text)."""
+    return str(message).removeprefix("Value error, ")
 
 
 def _status_of(exc: WastateError) -> int:
@@ -106,8 +149,10 @@ def _status_of(exc: WastateError) -> int:
         return 404
     if isinstance(exc, Conflict | InvalidTransition):
         return 409
-    if isinstance(exc, ServiceUnavailable | SchemaNotReady):
-        return 503
+    if isinstance(
+        exc, ServiceUnavailable | SchemaNotReady | TransactionAborted | ConfigurationError
+    ):
+        return 503  # the service cannot do its work now; the request itself was fine
     return 500
 
 
@@ -125,11 +170,6 @@ def _database_status(exc: Exception) -> tuple[int, str]:
     return 500, "internal server error"
 
 
-def _location(loc: Sequence[int | str]) -> str:
-    """`("body", "status")` → `body.status`; `("header", "x-tenant-id")` → `header.x-tenant-id`."""
-    return ".".join(str(part) for part in loc) or "request"
-
-
 def install_error_handlers(app: FastAPI) -> None:
     """Route every exception type to the one JSON error shape."""
 
@@ -145,7 +185,7 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(500, "internal server error")
         if isinstance(exc, InvalidInput):
             # The domain names fields in snake_case; the API speaks the seed's camelCase.
-            field = to_camel(exc.field)
+            field = api_field(exc.field)
             return error_response(400, f"{field}: {exc.message}", field=field)
         if status == 503:
             log.warning("service unavailable: %s", exc)
@@ -155,8 +195,8 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         problems = [
             FieldProblem(
-                field=_location(error.get("loc", ())),
-                message=str(error.get("msg", "")).removeprefix("Value error, "),
+                field=json_path(error.get("loc", ())),
+                message=problem_message(error.get("msg", "")),
             )
             for error in exc.errors()
         ]

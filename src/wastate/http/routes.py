@@ -8,22 +8,27 @@ unit of work per request. The hot lookups return ready-made JSON responses: the 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
 from dataclasses import asdict, is_dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ValidationError
-from pydantic.alias_generators import to_camel
 from starlette.concurrency import run_in_threadpool
 
 from wastate import webhooks
 from wastate.domain.ids import require_external_id
+from wastate.errors import InvalidInput
 from wastate.http.config import HttpConfig
-from wastate.http.errors import ApiError, ErrorBody, FieldProblem, error_response
+from wastate.http.errors import (
+    ApiError,
+    ErrorBody,
+    api_field,
+    error_response,
+    json_path,
+    problem_message,
+)
 from wastate.http.health import HealthChecker
 from wastate.http.schemas import (
     CorrelateRequest,
@@ -43,12 +48,10 @@ from wastate.http.schemas import (
     status_event_body,
 )
 from wastate.http.tenancy import TenantResolver
+from wastate.http.webhook import accounts_of, check_signature, decode_body, read_body
 from wastate.store import Store
 
 __all__ = ["build_router"]
-
-_MAX_WEBHOOK_BYTES = 1 << 20  # WhatsApp batches stay far below 1 MiB
-_SIGNATURE_HEADER = "X-Hub-Signature-256"
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -81,13 +84,6 @@ def _plain(value: Any) -> Any:
     elif is_dataclass(value) and not isinstance(value, type):
         value = asdict(value)
     return camelize(value)
-
-
-def _signature_valid(secret: str, body: bytes, header: str | None) -> bool:
-    if not header or not header.startswith("sha256="):
-        return False
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header.removeprefix("sha256=").strip().lower())
 
 
 def build_router(
@@ -175,8 +171,14 @@ def build_router(
             new = body.to_new_message()
         except ValidationError as exc:
             raise _as_api_error(exc) from exc
-        with unit_of_work(tenant) as uow:
-            tracked = uow.messages.track(new)
+        try:
+            with unit_of_work(tenant) as uow:
+                tracked = uow.messages.track(new)
+        except InvalidInput as exc:
+            # `track` is the batch of one: it names the fields `messages[0].…`, while the client
+            # sent them at the top of the body.
+            field = exc.field.removeprefix("messages[0]").removeprefix(".") or "body"
+            raise InvalidInput(field, exc.message) from exc
         created = tracked.created
         answer = {
             "message": "Message tracked successfully" if created else "Message already tracked",
@@ -312,7 +314,7 @@ def build_router(
         tags=["webhooks"],
         summary="Receive a WhatsApp Cloud API webhook (messages and statuses)",
         response_model=WebhookAck,
-        responses={**_COMMON, **_errors(413)},
+        responses={**_COMMON, **_errors(403, 413)},
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -321,28 +323,26 @@ def build_router(
         },
     )
     async def receive_webhook(request: Request) -> JSONResponse:
-        raw = await request.body()
-        if len(raw) > _MAX_WEBHOOK_BYTES:
-            raise ApiError(413, "webhook body too large", field="body")
+        raw = await read_body(request)
         secret = config.webhook_app_secret
-        signed = secret is not None and _signature_valid(
-            secret, raw, request.headers.get(_SIGNATURE_HEADER)
-        )
-        if secret is not None and not signed:
-            raise ApiError(401, f"missing or invalid {_SIGNATURE_HEADER}", field=_SIGNATURE_HEADER)
-        try:
-            payload = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ApiError(400, f"body is not JSON: {exc}", field="body") from exc
-        if not isinstance(payload, dict):
-            raise ApiError(400, "body must be a JSON object", field="body")
-        # A valid signature proves Meta sent it; Meta sends no API key, so none is asked for.
-        return await run_in_threadpool(_ingest, request, payload, signed)
+        if secret is not None:
+            check_signature(request, secret, raw)
+        payload = decode_body(raw)
+        return await run_in_threadpool(_ingest, request, payload, secret is not None)
 
     def _ingest(request: Request, payload: dict[str, Any], signed: bool) -> JSONResponse:
-        tenant = resolver.tenant(resolver.caller(request, key_optional=signed))
-        with unit_of_work(tenant) as uow:
-            report = webhooks.ingest(uow, payload)
+        try:
+            parsed = webhooks.parse_payload(payload)
+        except InvalidInput as exc:
+            raise _webhook_error(exc) from exc
+        # The tenant comes from the key or from the accounts signed into the body, never from
+        # a header alone: the signature proves Meta sent the body, not for which tenant.
+        tenant = resolver.webhook_tenant(request, accounts_of(parsed), signed=signed)
+        try:
+            with unit_of_work(tenant) as uow:
+                report = webhooks.ingest(uow, parsed)
+        except InvalidInput as exc:
+            raise _webhook_error(exc) from exc
         return JSONResponse({"received": True, "report": _plain(report)})
 
     # --- health -------------------------------------------------------------------------------
@@ -362,8 +362,14 @@ def build_router(
 
 
 def _as_api_error(exc: ValidationError) -> ApiError:
-    errors = exc.errors()
+    errors = exc.errors(include_url=False)
     first = errors[0] if errors else {"loc": ("body",), "msg": "invalid"}
-    field = ".".join(to_camel(str(part)) for part in first["loc"]) or "body"
-    problem = FieldProblem(field=field, message=str(first["msg"]))
-    return ApiError(422, f"{problem.field}: {problem.message}", field=problem.field)
+    field = api_field(json_path(first["loc"]))
+    message = problem_message(first["msg"])
+    return ApiError(422, f"{field}: {message}", field=field)
+
+
+def _webhook_error(exc: InvalidInput) -> ApiError:
+    """A malformed webhook body: 400 naming the JSON path as Meta wrote it (snake_case, so not
+    camelized like the seed routes' fields)."""
+    return ApiError(400, f"{exc.field}: {problem_message(exc.message)}", field=exc.field)
