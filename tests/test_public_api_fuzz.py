@@ -764,7 +764,10 @@ def webhook_body(name: str, caption: str, pricing: Any) -> dict[str, Any]:
     ("body", "field"),
     [
         (webhook_body("\ud83d", "ok", None), "entry[0].changes[0].value.contacts"),
-        (webhook_body("Asha", "a\x00b", None), "entry[0].changes[0].value.messages[0].media"),
+        (
+            webhook_body("Asha", "a\x00b", None),
+            "entry[0].changes[0].value.messages[0].image.caption",
+        ),
         (webhook_body("Asha", "ok", {"\udfff": 1}), "entry[0].changes[0].value.statuses[0]"),
     ],
     ids=["surrogate profile name", "NUL caption", "surrogate pricing key"],

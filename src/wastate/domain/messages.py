@@ -35,6 +35,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from wastate.domain.mappings import validate_conversation_id
 from wastate.domain.storable import AwareUtcTime, Int32, StorableJSONObject, StorableStr
@@ -51,6 +52,7 @@ __all__ = [
     "TrackedMessage",
     "invalid_input_from",
     "parse_delivery_status",
+    "problem_text",
 ]
 
 
@@ -135,7 +137,16 @@ def invalid_input_from(exc: ValidationError, *, prefix: str = "") -> InvalidInpu
             path += f"[{part}]"
         else:
             path += f".{part}" if path else str(part)
-    return InvalidInput(path or "value", error["msg"])
+    return InvalidInput(path or "value", problem_text(error))
+
+
+def problem_text(error: ErrorDetails) -> str:
+    """What a pydantic error says, without pydantic's `Value error, ` prefix, and without the
+    field name an `InvalidInput` raised inside a validator carries (the path names it)."""
+    raised = error.get("ctx", {}).get("error")
+    if isinstance(raised, InvalidInput):
+        return raised.message
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 class MessageError(BaseModel):

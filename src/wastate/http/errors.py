@@ -2,8 +2,8 @@
 
 The wastate error family maps to statuses here and nowhere else: `InvalidInput` → 400,
 request-validation failures → 422, `NotFound` → 404, `Conflict` and `InvalidTransition` → 409,
-`ServiceUnavailable`, `SchemaNotReady`, `TransactionAborted` and `ConfigurationError` → 503. Anything unexpected is logged with its traceback
-and answered with a bare 500 that leaks nothing.
+`ServiceUnavailable`, `SchemaNotReady`, `TransactionAborted` and `ConfigurationError` → 503.
+Anything unexpected is logged with its traceback and answered with a bare 500 that leaks nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from wastate.domain.messages import problem_text
 from wastate.errors import (
     ConfigurationError,
     Conflict,
@@ -44,7 +45,6 @@ __all__ = [
     "error_response",
     "install_error_handlers",
     "json_path",
-    "problem_message",
 ]
 
 log = logging.getLogger("wastate.http")
@@ -137,11 +137,6 @@ def api_field(path: str) -> str:
     return _SNAKE_NAME.sub(lambda name: to_camel(name.group()), path) or "request"
 
 
-def problem_message(message: object) -> str:
-    """A pydantic error message without its `Value error, ` prefix (our validators' own text)."""
-    return str(message).removeprefix("Value error, ")
-
-
 def _status_of(exc: WastateError) -> int:
     if isinstance(exc, InvalidInput):
         return 400
@@ -196,7 +191,7 @@ def install_error_handlers(app: FastAPI) -> None:
         problems = [
             FieldProblem(
                 field=json_path(error.get("loc", ())),
-                message=problem_message(error.get("msg", "")),
+                message=problem_text(error),
             )
             for error in exc.errors()
         ]

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from wastate import webhooks
 from wastate.domain.ids import require_external_id
+from wastate.domain.messages import problem_text
 from wastate.errors import InvalidInput
 from wastate.http.config import HttpConfig
 from wastate.http.errors import (
@@ -27,7 +28,6 @@ from wastate.http.errors import (
     api_field,
     error_response,
     json_path,
-    problem_message,
 )
 from wastate.http.health import HealthChecker
 from wastate.http.schemas import (
@@ -363,13 +363,16 @@ def build_router(
 
 def _as_api_error(exc: ValidationError) -> ApiError:
     errors = exc.errors(include_url=False)
-    first = errors[0] if errors else {"loc": ("body",), "msg": "invalid"}
+    if not errors:
+        return ApiError(422, "body: invalid", field="body")
+    first = errors[0]
     field = api_field(json_path(first["loc"]))
-    message = problem_message(first["msg"])
-    return ApiError(422, f"{field}: {message}", field=field)
+    # A domain rule (an InvalidInput raised inside a model) answers as it does on every route.
+    ruled = isinstance(first.get("ctx", {}).get("error"), InvalidInput)
+    return ApiError(400 if ruled else 422, f"{field}: {problem_text(first)}", field=field)
 
 
 def _webhook_error(exc: InvalidInput) -> ApiError:
     """A malformed webhook body: 400 naming the JSON path as Meta wrote it (snake_case, so not
     camelized like the seed routes' fields)."""
-    return ApiError(400, f"{exc.field}: {problem_message(exc.message)}", field=exc.field)
+    return ApiError(400, str(exc), field=exc.field)
