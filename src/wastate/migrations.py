@@ -23,6 +23,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
 from alembic import command
+from wastate.db.dialect import SQLITE
 from wastate.db.engine import create_sqlite_engine, is_sqlite, normalize_url
 from wastate.db.errors import translate_db_error
 from wastate.errors import ConfigurationError, InvalidInput, SchemaNotReady, ServiceUnavailable
@@ -113,7 +114,7 @@ def _migrate_sqlite(url: URL, revision: str) -> None:
         with engine.connect() as connection:
             # As `alembic upgrade` runs: a batch migration rebuilds tables by copy-and-drop.
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            connection.exec_driver_sql(SQLITE.begin)
             try:
                 command.upgrade(alembic_config(connection=connection), revision)
             except BaseException:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from wastate import migrations
 from wastate.cache.mappings import CachedMappingRepository, MappingCache
+from wastate.db.dialect import Dialect, dialect_of
 from wastate.db.engine import create_wastate_engine, normalize_url
 from wastate.domain.clock import Clock, Monotonic, utcnow
 from wastate.errors import ConfigurationError
@@ -50,6 +51,8 @@ class Store:
         self.clock = clock
         self.monotonic = monotonic
         self.engine = create_wastate_engine(self.settings)
+        self.dialect: Dialect = dialect_of(self.engine)
+        """What the database can do (`wastate.db.dialect`): every dialect difference asks it."""
         self.database_url = normalize_url(self.settings.database_url)
         self._closed = False
         self._close_lock = threading.Lock()

@@ -19,6 +19,7 @@ import psycopg
 from sqlalchemy import Connection, CursorResult, Executable
 from sqlalchemy.exc import DBAPIError
 
+from wastate.db.dialect import Dialect
 from wastate.db.errors import translate_db_error
 from wastate.db.prepared import Prepared
 from wastate.domain.ids import normalize_tenant_id
@@ -69,9 +70,10 @@ def _broken(exc: BaseException, connection: Connection | None) -> bool:
 class _TenantDatabase:
     """The `wastate.repositories.base.Database` a unit of work hands its repositories.
 
-    On PostgreSQL the transaction verbs and the prepared statements go straight to the psycopg
-    connection (SQLAlchemy's execution layer costs as much as half a round trip), and the first
-    write of a transaction travels in one pipeline with its `BEGIN`.
+    Where the dialect has `prepared_statements` (PostgreSQL) the transaction verbs and the
+    prepared statements go straight to the psycopg connection (SQLAlchemy's execution layer costs
+    as much as half a round trip), and the first write of a transaction travels in one pipeline
+    with its `BEGIN`.
 
     A repository call (`begin_call`/`end_call`, see `wastate.repositories.base.atomic`) is all or
     nothing, on PostgreSQL exactly as on SQLite: inside an open transaction its first statement is
@@ -88,6 +90,7 @@ class _TenantDatabase:
     __slots__ = (
         "_aborted",
         "_after_commit",
+        "_begin",
         "_call",
         "_call_mark",
         "_clock",
@@ -95,9 +98,9 @@ class _TenantDatabase:
         "_depth",
         "_engine",
         "_in_transaction",
-        "_on_postgresql",
         "_savepoint_open",
-        "dialect_name",
+        "_to_driver",
+        "dialect",
         "tenant_id",
     )
 
@@ -105,8 +108,10 @@ class _TenantDatabase:
         self.tenant_id = tenant_id
         self._engine = store.engine
         self._clock = store.clock
-        self.dialect_name: str = store.engine.dialect.name
-        self._on_postgresql = self.dialect_name == "postgresql"
+        self.dialect: Dialect = store.dialect
+        # Read once: both are asked on every statement.
+        self._to_driver = store.dialect.prepared_statements
+        self._begin = store.dialect.begin
         self._connection: Connection | None = None
         self._in_transaction = False
         # (callback after COMMIT, callback when COMMIT's outcome is unknown)
@@ -120,6 +125,12 @@ class _TenantDatabase:
     @property
     def in_transaction(self) -> bool:
         return self._in_transaction
+
+    @property
+    def dialect_name(self) -> str:
+        """Deprecated (`Database.dialect_name`): only until repositories/messages.py asks
+        `dialect`."""
+        return self.dialect.name
 
     def now(self) -> datetime:
         return self._clock()
@@ -153,7 +164,7 @@ class _TenantDatabase:
         """Transaction-control statements, in one round trip."""
         if not verbs:
             return
-        if not self._on_postgresql:
+        if not self._to_driver:
             connection = self._conn()
             for verb in verbs:
                 connection.exec_driver_sql(verb)
@@ -200,9 +211,8 @@ class _TenantDatabase:
             self._in_transaction = True
             if self._depth:
                 self._call = _CALL_BEGAN
-            # SQLite: take the write lock up front, so concurrent writers wait (busy_timeout)
-            # instead of failing when a read lock cannot be upgraded.
-            return ["BEGIN" if self._on_postgresql else "BEGIN IMMEDIATE"]
+            # `BEGIN IMMEDIATE` on SQLite: see `Dialect.begin`.
+            return [self._begin]
         if not self._depth or self._call != _CALL_IDLE:
             return []
         self._call = _CALL_SAVEPOINT
@@ -275,12 +285,12 @@ class _TenantDatabase:
             self._call = _CALL_IDLE
 
     def first(self, query: Prepared, params: dict[str, Any]) -> Sequence[Any] | None:
-        if not self._on_postgresql:
+        if not self._to_driver:
             return self.read(query.statement, params).first()
         return self._run(self._prepared(query, params), write=False)
 
     def write_first(self, query: Prepared, params: dict[str, Any]) -> Sequence[Any] | None:
-        if not self._on_postgresql:
+        if not self._to_driver:
             return self.write(query.statement, params).first()
         return self._run(self._prepared(query, params), write=True)
 
@@ -337,7 +347,7 @@ class _TenantDatabase:
 
     def _commit(self) -> None:
         try:
-            if self._on_postgresql:
+            if self._to_driver:
                 committed = self._driver().execute("COMMIT").statusmessage == "COMMIT"
             else:
                 connection = self._conn()

@@ -29,8 +29,8 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
+from wastate.db.dialect import Dialect, per_dialect
 from wastate.db.tables import ApprovalMessage, ApprovalTransition
 from wastate.domain.lifecycle import (
     BYPASSES_APPROVAL,
@@ -48,7 +48,7 @@ from wastate.errors import InvalidInput
 from wastate.repositories.base import Database, atomic
 from wastate.repositories.config import ConfigRepository
 from wastate.repositories.statistics import StatisticsRepository
-from wastate.repositories.upserts import precompiled
+from wastate.repositories.upserts import precompiled_per_dialect
 
 __all__ = ["HUMAN_IN_THE_LOOP", "ApprovalRepository", "Transition"]
 
@@ -65,9 +65,10 @@ _hc = _h.c
 _CLIENT = (_mc.tenant_id == bindparam("tenant_id"), _mc.client_id == bindparam("client_id"))
 _COLUMNS = (_mc.message_id, _mc.status, _mc.payload, _mc.created_at, _mc.status_changed_at)
 
-_ADD = {
-    name: precompiled(
-        dialect_insert(_m)
+
+def _add(dialect: Dialect) -> Any:
+    return (
+        dialect.insert(_m)
         .values(
             tenant_id=bindparam("tenant_id"),
             client_id=bindparam("client_id"),
@@ -78,12 +79,13 @@ _ADD = {
             status_changed_at=bindparam("status_changed_at", type_=_mc.status_changed_at.type),
         )
         .on_conflict_do_nothing(index_elements=[_mc.tenant_id, _mc.client_id, _mc.message_id])
-        .returning(_mc.id),
-        name,
-        _mc.id,
+        .returning(_mc.id)
     )
-    for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
-}
+
+
+_ADD = precompiled_per_dialect(_add, _mc.id)
+# The first statement of a consistent export (`open_snapshot`): see `Dialect.snapshot`.
+_OPEN_SNAPSHOT = per_dialect(lambda dialect: text(dialect.snapshot))
 _IMPORT = insert(_m)
 _RECORD_TRANSITION = insert(_h)
 
@@ -176,7 +178,8 @@ class ApprovalRepository:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._add = _ADD[db.dialect_name]
+        self._add = _ADD[db.dialect]
+        self._open_snapshot = _OPEN_SNAPSHOT[db.dialect]
         self._statistics = StatisticsRepository(db)
         self._config = ConfigRepository(db)
 
@@ -390,7 +393,4 @@ class ApprovalRepository:
         SQLite: the write lock (`BEGIN IMMEDIATE`), so writers wait until the unit of work ends."""
         if self._db.in_transaction:
             raise InvalidInput("unit_of_work", "open_snapshot() must come before any write")
-        if self._db.dialect_name == "postgresql":
-            self._db.write(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
-        else:
-            self._db.write(text("SELECT 1"))
+        self._db.write(self._open_snapshot)

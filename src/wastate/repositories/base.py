@@ -16,6 +16,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from sqlalchemy import CursorResult, Executable
 
+from wastate.db.dialect import Dialect
 from wastate.db.prepared import Prepared
 
 __all__ = ["Database", "Params", "atomic"]
@@ -32,8 +33,15 @@ class Database(Protocol):
         ...
 
     @property
+    def dialect(self) -> Dialect:
+        """What the database can do: a repository picks its dialect-specific statements from it
+        once, at construction (`wastate.db.dialect`)."""
+        ...
+
+    @property
     def dialect_name(self) -> str:
-        """`postgresql` or `sqlite`: for the few statements that differ."""
+        """Deprecated: ask `dialect`. Kept only until `repositories/messages.py` picks its
+        writer from `dialect` (issue 10); nothing else reads it."""
         ...
 
     @property

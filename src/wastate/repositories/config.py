@@ -11,15 +11,15 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from sqlalchemy import Insert, Table, bindparam, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from wastate.db.dialect import Dialect, per_dialect
 from wastate.db.tables import ConfigEntry
 from wastate.domain.lifecycle import normalize_config_key
 from wastate.domain.sessions import normalize_client_id
 from wastate.domain.storable import json_value
 from wastate.errors import InvalidInput
 from wastate.repositories.base import Database, atomic
-from wastate.repositories.upserts import precompiled
+from wastate.repositories.upserts import precompiled_per_dialect
 
 __all__ = ["ConfigRepository"]
 
@@ -28,19 +28,19 @@ _c = _t.c
 _CLIENT = (_c.tenant_id == bindparam("tenant_id"), _c.client_id == bindparam("client_id"))
 
 _SELECT_ONE = select(_c.value).where(*_CLIENT, _c.key == bindparam("key"))
-# In a writing transaction: PostgreSQL holds a share lock on the entry, so a concurrent `set` of
-# it waits for this transaction to end; SQLite's writers are serialized by BEGIN IMMEDIATE.
-_SELECT_ONE_FOR_WRITE = {
-    "postgresql": _SELECT_ONE.with_for_update(read=True),
-    "sqlite": _SELECT_ONE,
-}
+# In a writing transaction: where rows can be locked (PostgreSQL) a share lock on the entry makes
+# a concurrent `set` of it wait for this transaction to end; elsewhere (SQLite) writers are
+# serialized by the write lock `Dialect.begin` takes.
+_SELECT_ONE_FOR_WRITE = per_dialect(
+    lambda dialect: _SELECT_ONE.with_for_update(read=True) if dialect.row_locks else _SELECT_ONE
+)
 _SELECT_ALL = select(_c.key, _c.value).where(*_CLIENT).order_by(_c.key)
 _DELETE_ALL = delete(_t).where(*_CLIENT)
 _DELETE_ONE = delete(_t).where(*_CLIENT, _c.key == bindparam("key"))
 
 
-def _upsert(dialect_insert: Any) -> Insert:
-    statement = dialect_insert(_t).values(
+def _upsert(dialect: Dialect) -> Insert:
+    statement = dialect.insert(_t).values(
         tenant_id=bindparam("tenant_id"),
         client_id=bindparam("client_id"),
         key=bindparam("key"),
@@ -54,10 +54,7 @@ def _upsert(dialect_insert: Any) -> Insert:
     return upsert
 
 
-_UPSERT = {
-    "postgresql": precompiled(_upsert(postgresql.insert), "postgresql"),
-    "sqlite": precompiled(_upsert(sqlite.insert), "sqlite"),
-}
+_UPSERT = precompiled_per_dialect(_upsert)
 
 
 class ConfigRepository:
@@ -65,7 +62,8 @@ class ConfigRepository:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._upsert = _UPSERT[db.dialect_name]
+        self._upsert = _UPSERT[db.dialect]
+        self._select_for_write = _SELECT_ONE_FOR_WRITE[db.dialect]
 
     def _key(self, client_id: str) -> dict[str, Any]:
         return {"tenant_id": self._db.tenant_id, "client_id": normalize_client_id(client_id)}
@@ -81,8 +79,7 @@ class ConfigRepository:
         """Like `get`, inside the unit of work's transaction (opening it), with the entry held
         until it ends: a write that depends on the value cannot race a change of it."""
         params = {**self._key(client_id), "key": normalize_config_key(key)}
-        statement = _SELECT_ONE_FOR_WRITE[self._db.dialect_name]
-        row = self._db.write(statement, params).first()
+        row = self._db.write(self._select_for_write, params).first()
         return default if row is None else row[0]
 
     def all(self, client_id: str) -> dict[str, Any]:

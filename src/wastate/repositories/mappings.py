@@ -14,14 +14,15 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, and_, bindparam, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, Executable, Select, and_, bindparam, delete, func, select, update
 from sqlalchemy.exc import DBAPIError
 
 from wastate.db.base import table_of
+from wastate.db.dialect import Dialect, dialect_of, per_dialect
 from wastate.db.errors import translate_db_error
 from wastate.db.prepared import Prepared
 from wastate.db.tables import ACTIVE_ONLY, ConversationMappingRow
@@ -249,37 +250,52 @@ _CLOSED_IDS = (
 _PURGE = delete(_T).where(_C.tenant_id == bindparam("p_tenant_id"))
 
 
-def _insert_statement(dialect: str) -> Any:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return (
-        insert(_T)
+@dataclass(frozen=True, slots=True)
+class _DialectStatements:
+    """The statements of the family that differ by dialect; a repository picks its set once."""
+
+    insert: Prepared
+    expire: Executable
+    purge: Executable
+
+
+def _insert_statement(dialect: Dialect) -> Prepared:
+    statement = (
+        dialect.insert(_T)
         .values({column.name: bindparam(f"v_{column.name}") for column in _COLUMNS})
         .on_conflict_do_nothing(index_elements=[_C.tenant_id, _C.wa_id], index_where=ACTIVE_ONLY)
         .returning(*_COLUMNS)
     )
+    # Dialect inserts have no cache key: with prepared statements it runs prepared on the
+    # driver; otherwise it becomes an equivalent cacheable text(): neither compiles it per call.
+    if dialect.prepared_statements:
+        return Prepared(statement)
+    return Prepared(precompiled(statement, dialect, *_COLUMNS))
 
 
-# Dialect inserts have no cache key: PostgreSQL runs this one prepared on the driver; SQLite gets
-# an equivalent cacheable text(), so neither compiles it per call.
-_INSERTS = {
-    "postgresql": Prepared(_insert_statement("postgresql")),
-    "sqlite": Prepared(precompiled(_insert_statement("sqlite"), "sqlite", *_COLUMNS)),
-}
+def _locked_ids(dialect: Dialect, ids: Select[Any]) -> Any:
+    # Where rows can be locked, concurrent maintenance jobs take disjoint batches (SQLite's
+    # writers take turns on the write lock instead).
+    return (ids.with_for_update(skip_locked=True) if dialect.row_locks else ids).scalar_subquery()
 
 
-def _locked_ids(dialect: str, ids: Any) -> Any:
-    # PostgreSQL: let concurrent maintenance jobs take disjoint batches.
-    return ids.with_for_update(skip_locked=True) if dialect == "postgresql" else ids
+_STATEMENTS = per_dialect(
+    lambda dialect: _DialectStatements(
+        insert=_insert_statement(dialect),
+        expire=_EXPIRE.where(_C.id.in_(_locked_ids(dialect, _IDLE_IDS))).returning(*_COLUMNS),
+        purge=_PURGE.where(_C.id.in_(_locked_ids(dialect, _CLOSED_IDS))).returning(*_COLUMNS),
+    )
+)
 
 
 class SqlMappingRepository(BatchedMaintenance):
     """The mapping repository on the unit of work's connection. Knows nothing of caches."""
 
-    __slots__ = ("_db", "_insert")
+    __slots__ = ("_db", "_sql")
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._insert = _INSERTS[db.dialect_name]
+        self._sql = _STATEMENTS[db.dialect]
 
     @atomic
     def get_or_create(self, wa_id: str, *, contact_name: str | None = None) -> ConversationMapping:
@@ -371,9 +387,7 @@ class SqlMappingRepository(BatchedMaintenance):
             "limit": require_batch_size(limit),
             "p_now": now,
         }
-        ids = _locked_ids(self._db.dialect_name, _IDLE_IDS).scalar_subquery()
-        statement = _EXPIRE.where(_C.id.in_(ids)).returning(*_COLUMNS)
-        return [to_mapping(row) for row in self._db.write(statement, params)]
+        return [to_mapping(row) for row in self._db.write(self._sql.expire, params)]
 
     @atomic
     def purge_batch(self, older_than: timedelta, *, limit: int) -> list[ConversationMapping]:
@@ -383,9 +397,7 @@ class SqlMappingRepository(BatchedMaintenance):
             "cutoff": cutoff_before(self._db.now(), older_than),
             "limit": require_batch_size(limit),
         }
-        ids = _locked_ids(self._db.dialect_name, _CLOSED_IDS).scalar_subquery()
-        statement = _PURGE.where(_C.id.in_(ids)).returning(*_COLUMNS)
-        return [to_mapping(row) for row in self._db.write(statement, params)]
+        return [to_mapping(row) for row in self._db.write(self._sql.purge, params)]
 
     def _active(self, key: str) -> ConversationMapping | None:
         row = self._db.first(_BY_WA_ID, {"p_tenant_id": self._db.tenant_id, "p_wa_id": key})
@@ -415,7 +427,7 @@ class SqlMappingRepository(BatchedMaintenance):
             "v_last_activity_at": now,
             "v_closed_at": None,
         }
-        row = self._db.write_first(self._insert, values)
+        row = self._db.write_first(self._sql.insert, values)
         if row is not None:
             return to_mapping(row)
         return self._active(key)
@@ -469,7 +481,7 @@ class ActivityWriter:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
-        self._begin = "BEGIN IMMEDIATE" if engine.dialect.name == "sqlite" else "BEGIN"
+        self._begin = dialect_of(engine).begin
 
     def record(self, mapping: ConversationMapping) -> None:
         """Note that `mapping` was used now (cheap; written later in a batch)."""

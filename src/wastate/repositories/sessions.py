@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from sqlalchemy import Insert, Table, bindparam, case, delete, func, null, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from wastate.db.dialect import Dialect
 from wastate.db.tables import ClientSession
 from wastate.domain.sessions import (
     DEFAULT_SESSION_PATH,
@@ -24,7 +24,7 @@ from wastate.domain.sessions import (
 from wastate.domain.storable import INT32_MAX, json_value, require_int, require_text
 from wastate.errors import InvalidInput
 from wastate.repositories.base import Database, atomic
-from wastate.repositories.upserts import precompiled
+from wastate.repositories.upserts import precompiled_per_dialect
 
 __all__ = ["SessionRepository"]
 
@@ -53,7 +53,7 @@ def _params(names: tuple[str, ...]) -> dict[str, Any]:
     return {name: bindparam(name, type_=_c[name].type) for name in names}
 
 
-def _insert(dialect_insert: Any, **overrides: Any) -> Any:
+def _insert(dialect: Dialect, **overrides: Any) -> Any:
     """An insert of a whole default row, with `overrides` bound; the caller adds ON CONFLICT."""
     values: dict[str, Any] = {
         "tenant_id": bindparam("tenant_id"),
@@ -67,10 +67,10 @@ def _insert(dialect_insert: Any, **overrides: Any) -> Any:
         "updated_at": bindparam("now", type_=_c.updated_at.type),
     }
     values.update(overrides)
-    return dialect_insert(_t).values(**values)
+    return dialect.insert(_t).values(**values)
 
 
-def _authenticate(dialect_insert: Any) -> Insert:
+def _authenticate(dialect: Dialect) -> Insert:
     """update_session_status: set the flags and validation time; keep the last authentication
     time and account info unless new ones are given."""
     names = (
@@ -82,7 +82,7 @@ def _authenticate(dialect_insert: Any) -> Insert:
         "account_info",
         "account_updated_at",
     )
-    statement = _insert(dialect_insert, **_params(names))
+    statement = _insert(dialect, **_params(names))
     ex = statement.excluded
     upsert: Insert = statement.on_conflict_do_update(
         index_elements=[_c.tenant_id, _c.client_id],
@@ -104,9 +104,9 @@ def _authenticate(dialect_insert: Any) -> Insert:
     return upsert
 
 
-def _invalidate(dialect_insert: Any) -> Insert:
+def _invalidate(dialect: Dialect) -> Insert:
     names = ("invalid_reason", "invalidated_at")
-    statement = _insert(dialect_insert, **_params(names))
+    statement = _insert(dialect, **_params(names))
     ex = statement.excluded
     upsert: Insert = statement.on_conflict_do_update(
         index_elements=[_c.tenant_id, _c.client_id],
@@ -121,8 +121,8 @@ def _invalidate(dialect_insert: Any) -> Insert:
     return upsert
 
 
-def _set_interval(dialect_insert: Any) -> Insert:
-    statement = _insert(dialect_insert, **_params(("validation_interval_minutes",)))
+def _set_interval(dialect: Dialect) -> Insert:
+    statement = _insert(dialect, **_params(("validation_interval_minutes",)))
     ex = statement.excluded
     upsert: Insert = statement.on_conflict_do_update(
         index_elements=[_c.tenant_id, _c.client_id],
@@ -134,8 +134,8 @@ def _set_interval(dialect_insert: Any) -> Insert:
     return upsert
 
 
-def _replace(dialect_insert: Any) -> Insert:
-    statement = _insert(dialect_insert, **_params((*_FIELDS, "requires_qr")))
+def _replace(dialect: Dialect) -> Insert:
+    statement = _insert(dialect, **_params((*_FIELDS, "requires_qr")))
     ex = statement.excluded
     upsert: Insert = statement.on_conflict_do_update(
         index_elements=[_c.tenant_id, _c.client_id],
@@ -145,10 +145,7 @@ def _replace(dialect_insert: Any) -> Insert:
 
 
 _STATEMENTS = {
-    name: {
-        "postgresql": precompiled(build(postgresql.insert), "postgresql"),
-        "sqlite": precompiled(build(sqlite.insert), "sqlite"),
-    }
+    name: precompiled_per_dialect(build)
     for name, build in (
         ("authenticate", _authenticate),
         ("invalidate", _invalidate),
@@ -163,7 +160,7 @@ class SessionRepository:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        dialect = db.dialect_name
+        dialect = db.dialect
         self._authenticate = _STATEMENTS["authenticate"][dialect]
         self._invalidate = _STATEMENTS["invalidate"][dialect]
         self._interval = _STATEMENTS["interval"][dialect]

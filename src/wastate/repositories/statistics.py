@@ -7,13 +7,12 @@ processes cannot lose an increment. The row is created by the first increment.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Insert, Table, bindparam, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from wastate.db.dialect import Dialect, per_dialect
 from wastate.db.tables import ApprovalStatistics
 from wastate.domain.clock import as_utc
 from wastate.domain.lifecycle import (
@@ -26,7 +25,7 @@ from wastate.domain.lifecycle import (
 from wastate.domain.sessions import normalize_client_id
 from wastate.errors import InvalidInput
 from wastate.repositories.base import Database, atomic
-from wastate.repositories.upserts import precompiled
+from wastate.repositories.upserts import precompiled, precompiled_per_dialect
 
 __all__ = ["StatisticsRepository"]
 
@@ -52,10 +51,7 @@ def _zero_row() -> dict[str, Any]:
     }
 
 
-InsertFactory = Callable[[Any], Any]
-
-
-def _upsert_increment(dialect_insert: InsertFactory, status: MessageStatus) -> Insert:
+def _upsert_increment(dialect: Dialect, status: MessageStatus) -> Insert:
     """`INSERT … ON CONFLICT DO UPDATE SET total_x = total_x + 1` for one status."""
     field = STATISTIC_FOR_STATUS[status]
     values: dict[str, Any] = {
@@ -70,17 +66,17 @@ def _upsert_increment(dialect_insert: InsertFactory, status: MessageStatus) -> I
     if status is MessageStatus.SENT:
         values["last_message_sent"] = bindparam("at")
         updates["last_message_sent"] = bindparam("at")
-    statement = dialect_insert(_t).values(**values)
+    statement = dialect.insert(_t).values(**values)
     upsert: Insert = statement.on_conflict_do_update(
         index_elements=[_c.tenant_id, _c.client_id], set_=updates
     )
     return upsert
 
 
-def _upsert_replace(dialect_insert: InsertFactory) -> Insert:
+def _upsert_replace(dialect: Dialect) -> Insert:
     """Set every counter at once (reset, import), creating the row if needed."""
     names = [*STATISTIC_FIELDS, "last_message_received", "last_message_sent", "reset_at"]
-    statement = dialect_insert(_t).values(
+    statement = dialect.insert(_t).values(
         tenant_id=bindparam("tenant_id"),
         client_id=bindparam("client_id"),
         **{name: bindparam(name) for name in names},
@@ -92,16 +88,12 @@ def _upsert_replace(dialect_insert: InsertFactory) -> Insert:
     return upsert
 
 
-_INCREMENT = {
-    dialect: {
-        status: precompiled(_upsert_increment(insert, status), dialect) for status in MessageStatus
+_INCREMENT = per_dialect(
+    lambda dialect: {
+        status: precompiled(_upsert_increment(dialect, status), dialect) for status in MessageStatus
     }
-    for dialect, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
-}
-_REPLACE = {
-    "postgresql": precompiled(_upsert_replace(postgresql.insert), "postgresql"),
-    "sqlite": precompiled(_upsert_replace(sqlite.insert), "sqlite"),
-}
+)
+_REPLACE = precompiled_per_dialect(_upsert_replace)
 
 
 class StatisticsRepository:
@@ -109,8 +101,8 @@ class StatisticsRepository:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._increment = _INCREMENT[db.dialect_name]
-        self._replace = _REPLACE[db.dialect_name]
+        self._increment = _INCREMENT[db.dialect]
+        self._replace = _REPLACE[db.dialect]
 
     def _key(self, client_id: str) -> dict[str, Any]:
         return {"tenant_id": self._db.tenant_id, "client_id": normalize_client_id(client_id)}

@@ -11,34 +11,29 @@ values: a statement the cache holds like any other.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement, TextClause, bindparam, text
-from sqlalchemy.dialects.postgresql.base import PGDialect
-from sqlalchemy.dialects.sqlite.base import SQLiteDialect
-from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import UpdateBase
 
-__all__ = ["DIALECTS", "precompiled"]
+from wastate.db.dialect import Dialect, per_dialect
+
+__all__ = ["precompiled", "precompiled_per_dialect"]
 
 # PostgreSQL's JSON types render `:name::JSONB`, which `text()` would not see as a parameter.
 _BIND_CAST = re.compile(r":(\w+)::(JSONB|JSON)\b")
 
-DIALECTS: dict[str, Dialect] = {
-    "postgresql": PGDialect(paramstyle="named"),  # type: ignore[no-untyped-call]
-    "sqlite": SQLiteDialect(paramstyle="named"),
-}
-"""Compilation targets: the base dialects render plain `:name` placeholders (no `::type` casts,
-which psycopg's dialect adds), the form `text()` understands; the driver's own dialect takes over
-when the `text()` runs."""
-
 
 def precompiled(
-    statement: UpdateBase, dialect_name: str, *returning: ColumnElement[Any]
+    statement: UpdateBase, dialect: Dialect, *returning: ColumnElement[Any]
 ) -> TextClause:
-    """`statement` compiled for `dialect_name` as a cacheable `text()`; `returning` types the
-    RETURNING columns, if any."""
-    compiled = statement.compile(dialect=DIALECTS[dialect_name])
+    """`statement` compiled for `dialect` as a cacheable `text()`; `returning` types the
+    RETURNING columns, if any.
+
+    It is compiled for `dialect.compiler`, which renders the plain `:name` placeholders `text()`
+    understands; the driver's own dialect takes over when the `text()` runs."""
+    compiled = statement.compile(dialect=dialect.compiler)
     binds = []
     # bind_names holds the names as rendered (anonymous binds get theirs at compile time).
     for bind, name in compiled.bind_names.items():
@@ -50,6 +45,14 @@ def precompiled(
     if returning:
         return clause.columns(*returning)  # type: ignore[return-value]
     return clause
+
+
+def precompiled_per_dialect(
+    build: Callable[[Dialect], UpdateBase], *returning: ColumnElement[Any]
+) -> dict[Dialect, TextClause]:
+    """The statement `build` makes for each dialect, `precompiled` for it: a repository picks its
+    own once, at construction, by `Database.dialect`."""
+    return per_dialect(lambda dialect: precompiled(build(dialect), dialect, *returning))
 
 
 def _without_bind_casts(sql: str) -> str:
