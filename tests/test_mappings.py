@@ -186,6 +186,30 @@ def test_purge_deletes_only_old_closed_mappings(
     assert count_rows(store, tenant, status="active") == 1
 
 
+def test_a_batch_never_exceeds_its_limit(
+    make_store: Callable[..., wastate.Store], database_url: str, tenant: str
+) -> None:
+    """expire_batch/purge_batch touch at most `limit` rows, oldest first. (On PostgreSQL a
+    `WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` subquery re-run per row took more.)"""
+    clock = FakeClock(T0)
+    store = make_store(database_url, clock=clock)
+    with store.unit_of_work(tenant) as uow:
+        for n in range(6):
+            uow.mappings.get_or_create(f"+1415555040{n}")
+            clock.now += timedelta(minutes=1)
+    clock.now += timedelta(hours=2)
+    with store.unit_of_work(tenant) as uow:
+        expired = uow.mappings.expire_batch(timedelta(hours=1), limit=2)
+    assert sorted(m.wa_id for m in expired) == ["+14155550400", "+14155550401"]
+    assert count_rows(store, tenant, status="expired") == 2
+    with store.unit_of_work(tenant) as uow:
+        assert len(uow.mappings.expire_batch(timedelta(hours=1), limit=10)) == 4
+    clock.now += timedelta(days=100)
+    with store.unit_of_work(tenant) as uow:
+        assert len(uow.mappings.purge_batch(timedelta(days=90), limit=3)) == 3
+    assert count_rows(store, tenant) == 3
+
+
 @pytest.mark.parametrize("age", [timedelta(0), timedelta(seconds=-1)])
 def test_maintenance_refuses_a_non_positive_age(
     store: wastate.Store, tenant: str, age: timedelta

@@ -273,17 +273,27 @@ def _insert_statement(dialect: Dialect) -> Prepared:
     return Prepared(precompiled(statement, dialect, *_COLUMNS))
 
 
-def _locked_ids(dialect: Dialect, ids: Select[Any]) -> Any:
-    # Where rows can be locked, concurrent maintenance jobs take disjoint batches (SQLite's
-    # writers take turns on the write lock instead).
-    return (ids.with_for_update(skip_locked=True) if dialect.row_locks else ids).scalar_subquery()
+def _in_batch(dialect: Dialect, statement: Any, ids: Select[Any]) -> Executable:
+    """`statement` restricted to the rows `ids` picks, picked once.
+
+    Where rows can be locked, concurrent maintenance jobs take disjoint batches (SQLite's writers
+    take turns on the write lock instead). The pick is a MATERIALIZED CTE: as a plain
+    `id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` PostgreSQL may re-run the subquery per row,
+    and each run (seeing the rows already changed) picks further ones — more than `limit`.
+    """
+    if dialect.row_locks:
+        picked = ids.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+    else:
+        picked = ids.cte("picked")
+    restricted = statement.add_cte(picked).where(_C.id.in_(select(picked.c.id)))
+    return restricted.returning(*_COLUMNS)  # type: ignore[no-any-return]
 
 
 _STATEMENTS = per_dialect(
     lambda dialect: _DialectStatements(
         insert=_insert_statement(dialect),
-        expire=_EXPIRE.where(_C.id.in_(_locked_ids(dialect, _IDLE_IDS))).returning(*_COLUMNS),
-        purge=_PURGE.where(_C.id.in_(_locked_ids(dialect, _CLOSED_IDS))).returning(*_COLUMNS),
+        expire=_in_batch(dialect, _EXPIRE, _IDLE_IDS),
+        purge=_in_batch(dialect, _PURGE, _CLOSED_IDS),
     )
 )
 
