@@ -214,6 +214,8 @@ MAX_DOCUMENT_DEPTH = 100
 
 
 def load_document(path: Path) -> Any:
+    """The JSON in `path`; `InvalidInput` naming `path` when it cannot be read, is not UTF-8 or
+    JSON, or nests deeper than `MAX_DOCUMENT_DEPTH`."""
     try:
         with path.open("r", encoding="utf-8") as handle:
             document = json.load(handle)
