@@ -7,8 +7,9 @@ root group's `invoke`: one line on stderr and exit 1 (128 + N for signal N) — 
 Long work (export, import, purge, expire) shows progress on stderr, so stdout stays clean for
 `--json`; SIGTERM and SIGHUP interrupt it like Ctrl-C, so its cleanup (an export's temp file) runs.
 
-What does not live here: any SQL (the repositories), the seed-004 logic (`wastate.StateManager`),
-the HTTP routes (`wastate.http`).
+What does not live here: any SQL (the repositories), the use-cases (`wastate.services`: approve
+and reject, purge and expire with their dry run, schema bootstrap), the seed-004 API
+(`wastate.StateManager`), the HTTP routes (`wastate.http`).
 """
 
 from __future__ import annotations
@@ -34,10 +35,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from wastate.domain.ids import normalize_tenant_id
 from wastate.domain.sessions import normalize_client_id
 from wastate.errors import InvalidInput, WastateError
+from wastate.services import maintenance
+from wastate.services.schema import ensure_schema
 from wastate.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from wastate.cache.mappings import MappingCache
+    from wastate.services.approvals import Decision
     from wastate.store import Store
 
 __all__ = [
@@ -389,7 +393,6 @@ def migrate(ctx: Context, sql: bool, revision: str) -> None:
 @pass_context
 def serve(ctx: Context, host: str, port: int, workers: int, log_level: str) -> None:
     """Run the seed-000 HTTP service (embedded SQLite is migrated; PostgreSQL must be)."""
-    from wastate.http import prepare_schema
     from wastate.http.serving import run_server
 
     settings = ctx.settings
@@ -402,7 +405,7 @@ def serve(ctx: Context, host: str, port: int, workers: int, log_level: str) -> N
             database_url=settings.database_url, cache_url=settings.cache_url
         )
     store = ctx.store()
-    prepare_schema(store)
+    ensure_schema(store)
     cache_url = settings.cache_url
     if workers > 1:
         overrides, why = worker_cache_overrides(store.mapping_cache, settings.cache_url)
@@ -528,10 +531,11 @@ def messages_list(ctx: Context, status_name: str, limit: int | None) -> None:
     )
 
 
-def _decide(ctx: Context, message_id: str, to: str, reason: str | None) -> None:
-    manager = ctx.manager()
-    source, target = _status("pending_approval"), _status(to)
-    moved = manager.move_message(message_id, source, target, reason=reason)
+def _decide(ctx: Context, message_id: str, to: Decision, reason: str | None) -> None:
+    store = ctx.store()
+    ensure_schema(store)  # as StateManager() does: these commands work on a new SQLite file
+    with store.unit_of_work(ctx.tenant_id) as uow:
+        moved = uow.approvals.decide(ctx.client, message_id, to, reason=reason)
     if not moved:
         raise click.ClickException(f"message {message_id!r} is not pending approval")
     data = {"id": message_id, "status": to, "reason": reason}
@@ -624,29 +628,6 @@ def backup(ctx: Context, backup_dir: str | None) -> None:
 # --- maintenance ------------------------------------------------------------------------------
 
 
-def _batches(ctx: Context, step: Callable[[Any], int], *, dry_run: bool = False) -> Iterator[int]:
-    """Run `step(uow)` in its own unit of work until it returns 0; yield each batch's count.
-
-    A dry run does all the work in one transaction and rolls it back: the counts are exact and
-    nothing changes.
-    """
-    store = ctx.store()
-    if dry_run:
-        with store.unit_of_work(ctx.tenant_id) as uow:
-            try:
-                while (count := step(uow)) > 0:
-                    yield count
-            finally:
-                uow.rollback()
-        return
-    while True:
-        with store.unit_of_work(ctx.tenant_id) as uow:
-            count = step(uow)
-        if count <= 0:
-            return
-        yield count
-
-
 def _drain(ctx: Context, label: str, batches: Iterator[int]) -> int:
     total = 0
     with (
@@ -662,18 +643,6 @@ def _drain(ctx: Context, label: str, batches: Iterator[int]) -> int:
         for count in bar:
             total += count
     return total
-
-
-_Step = Callable[[Any], int]
-
-
-def _purge_steps(older_than: timedelta, batch: int) -> dict[str, _Step]:
-    """What `purge` deletes, one batch at a time."""
-    return {
-        "mappings": lambda uow: len(uow.mappings.purge_batch(older_than, limit=batch)),
-        "trackingRows": lambda uow: int(uow.messages.purge(older_than, limit=batch)),
-        "parkedStatusEvents": lambda uow: int(uow.messages.purge_pending(older_than, limit=batch)),
-    }
 
 
 _PURGE_LABELS = {
@@ -706,9 +675,10 @@ def purge(ctx: Context, older_than: timedelta, dry_run: bool, batch_size: int) -
     Each batch is its own transaction, so a large purge never holds long locks; --dry-run does
     the same work in one transaction and rolls it back, so its counts are exact.
     """
-    counts: dict[str, int] = {}
-    for kind, step in _purge_steps(older_than, batch_size).items():
-        counts[kind] = _drain(ctx, _PURGE_LABELS[kind], _batches(ctx, step, dry_run=dry_run))
+    steps = maintenance.purge_batches(
+        ctx.store(), ctx.tenant_id, older_than, batch_size=batch_size, dry_run=dry_run
+    )
+    counts = {kind: _drain(ctx, _PURGE_LABELS[kind], batches) for kind, batches in steps.items()}
     verb = "would delete" if dry_run else "deleted"
     age = format_duration(older_than)
 
@@ -739,7 +709,7 @@ def expire(ctx: Context, idle: timedelta, batch_size: int) -> None:
     total = _drain(
         ctx,
         "expiring",
-        _batches(ctx, lambda uow: len(uow.mappings.expire_batch(idle, limit=batch_size))),
+        maintenance.expire_batches(ctx.store(), ctx.tenant_id, idle, batch_size=batch_size),
     )
     ctx.emit(
         {"tenant": ctx.tenant_id, "expired": total},

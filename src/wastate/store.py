@@ -12,12 +12,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from wastate import migrations
+from wastate.activity import ActivityWriter
 from wastate.cache.mappings import CachedMappingRepository, MappingCache
 from wastate.db.dialect import Dialect, dialect_of
 from wastate.db.engine import create_wastate_engine, normalize_url
 from wastate.domain.clock import Clock, Monotonic, utcnow
 from wastate.errors import ConfigurationError
-from wastate.repositories.mappings import ActivityWriter, SqlMappingRepository
+from wastate.repositories.mappings import SqlMappingRepository
 from wastate.settings import Settings, load_settings
 from wastate.uow import UnitOfWork
 

@@ -25,13 +25,13 @@ from wastate.db.prepared import Prepared
 from wastate.domain.ids import normalize_tenant_id
 from wastate.errors import ServiceUnavailable, TransactionAborted, WastateError
 from wastate.repositories.api_keys import ApiKeyRepository
-from wastate.repositories.approvals import ApprovalRepository
 from wastate.repositories.base import Params
 from wastate.repositories.config import ConfigRepository
 from wastate.repositories.mappings import MappingRepository
 from wastate.repositories.messages import MessageRepository
 from wastate.repositories.sessions import SessionRepository
 from wastate.repositories.statistics import StatisticsRepository
+from wastate.services.approvals import ApprovalLifecycle
 
 if TYPE_CHECKING:
     from wastate.store import Store
@@ -436,7 +436,7 @@ class UnitOfWork:
         self._mappings: MappingRepository | None = None
         self._messages: MessageRepository | None = None
         self._sessions: SessionRepository | None = None
-        self._approvals: ApprovalRepository | None = None
+        self._approvals: ApprovalLifecycle | None = None
         self._statistics: StatisticsRepository | None = None
         self._config: ConfigRepository | None = None
         self._api_keys: ApiKeyRepository | None = None
@@ -504,10 +504,10 @@ class UnitOfWork:
         return self._sessions
 
     @property
-    def approvals(self) -> ApprovalRepository:
-        """Approval-lifecycle messages (seed 004) of this tenant."""
+    def approvals(self) -> ApprovalLifecycle:
+        """Approval-lifecycle messages (seed 004) of this tenant, with the rules of their moves."""
         if self._approvals is None:
-            self._approvals = ApprovalRepository(self._db)
+            self._approvals = ApprovalLifecycle(self._db, self.statistics, self.config)
         return self._approvals
 
     @property

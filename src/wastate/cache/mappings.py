@@ -66,7 +66,7 @@ _JITTER = 0.1  # TTLs are shortened by up to 10 %, so entries filled together ex
 
 
 class ActivityRecorder(Protocol):
-    """What the decorator needs of the activity writer (`wastate.repositories.mappings`)."""
+    """What the decorator needs of the activity writer (`wastate.activity`)."""
 
     def record(self, mapping: ConversationMapping) -> None:
         """Note that `mapping` was used now."""

@@ -12,12 +12,12 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from wastate.db.engine import is_sqlite, normalize_url
 from wastate.http.config import HttpConfig
 from wastate.http.errors import install_error_handlers
 from wastate.http.health import HealthChecker
 from wastate.http.routes import build_router
 from wastate.http.tenancy import TenantResolver
+from wastate.services.schema import ensure_schema
 from wastate.settings import load_settings
 from wastate.store import Store
 
@@ -67,23 +67,16 @@ def create_app(
     return app
 
 
-def prepare_schema(store: Store) -> None:
-    """Migrate an embedded SQLite database; require a server database to be migrated already.
-
-    Raises `SchemaNotReady` for an unmigrated PostgreSQL database: the DBA runs `wastate
-    migrate` (or reviews `wastate migrate --sql`); a service never alters a shared schema itself.
-    """
-    if is_sqlite(normalize_url(store.settings.database_url)):
-        store.migrate()
-    else:
-        store.require_current_schema()
+prepare_schema = ensure_schema
+"""The schema bootstrap policy (`wastate.services.schema.ensure_schema`), under the name this
+module has always exported: SQLite is migrated; an unmigrated PostgreSQL raises `SchemaNotReady`."""
 
 
 def app_factory() -> FastAPI:
     """A ready application on the store the environment names (uvicorn `--factory`)."""
     store = Store(load_settings())
     try:
-        prepare_schema(store)
+        ensure_schema(store)
         config = HttpConfig.from_environment(store.settings)
     except BaseException:
         store.close()

@@ -57,7 +57,7 @@ class HealthChecker:
         """Nothing of its own to release (the probes use the store's connections)."""
 
     def _database(self) -> dict[str, Any]:
-        backend = self._store.engine.dialect.name
+        backend = self._store.dialect.name
         started = time.perf_counter()
         try:
             with self._store.engine.connect() as connection:

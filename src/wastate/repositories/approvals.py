@@ -1,11 +1,11 @@
-"""Approval-lifecycle messages (seed 004), their transition history, and the move rule.
+"""Approval-lifecycle messages (seed 004) and their transition history: the SQL.
 
 A message lives in exactly one row, in exactly one status, per (tenant, client, message id).
-`move` is one compare-and-set statement (`UPDATE … SET status = :to … WHERE … AND status = :from`)
-followed, only if it matched, by the history row and the statistics increment, all in the unit of
-work's transaction: of any number of racing movers (threads or processes) exactly one matches, and
-a statistic can never count a move that did not happen. The transition table and the
-`human_in_the_loop` guard come from `wastate.domain.lifecycle`; nothing here restates them.
+A move is one compare-and-set statement (`UPDATE … SET status = :to … WHERE … AND status =
+:from`): of any number of racing movers (threads or processes) exactly one matches. What a move
+means — the transition table, the `human_in_the_loop` guard, the history row and the statistics
+increment that follow a matching move in the same transaction — is the use-case
+`wastate.services.approvals.ApprovalLifecycle` (what `uow.approvals` is).
 
 Buckets list messages in the order they entered their status (`status_changed_at`, then id), as
 the seed's lists, which append on every move; the index serves both that order and its reverse.
@@ -33,27 +33,18 @@ from sqlalchemy import (
 from wastate.db.dialect import Dialect, per_dialect
 from wastate.db.tables import ApprovalMessage, ApprovalTransition
 from wastate.domain.lifecycle import (
-    BYPASSES_APPROVAL,
     ApprovalRecord,
     MessageStatus,
-    approval_message,
-    check_transition,
     normalize_message_id,
     parse_message_status,
 )
 from wastate.domain.maintenance import require_batch_size, require_row_limit
 from wastate.domain.sessions import normalize_client_id
-from wastate.domain.storable import require_text
 from wastate.errors import InvalidInput
 from wastate.repositories.base import Database, atomic
-from wastate.repositories.config import ConfigRepository
-from wastate.repositories.statistics import StatisticsRepository
 from wastate.repositories.upserts import precompiled_per_dialect
 
-__all__ = ["HUMAN_IN_THE_LOOP", "ApprovalRepository", "Transition"]
-
-HUMAN_IN_THE_LOOP = "human_in_the_loop"
-"""The config key of the approval guard (unset means false, as in the seed's examples)."""
+__all__ = ["ApprovalRepository", "Transition"]
 
 EXPORT_BATCH_SIZE = 1000
 IMPORT_BATCH_SIZE = 1000
@@ -149,18 +140,6 @@ _HISTORY = (
 Transition = tuple[MessageStatus | None, MessageStatus, datetime, str | None]
 """One history entry: (from status — None for the add —, to status, when, the reason given)."""
 
-MAX_REASON_LENGTH = 1000
-
-
-def _reason(value: object) -> str | None:
-    """A move's reason (e.g. why a reply was rejected): trimmed text, None when blank."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidInput("reason", f"must be a string, got {type(value).__name__}")
-    text = require_text(value.strip(), field="reason", max_length=MAX_REASON_LENGTH)
-    return text or None
-
 
 def _record(row: Row[Any]) -> ApprovalRecord:
     # Rows were validated on the way in; skipping validation on the way out halves export time.
@@ -174,92 +153,60 @@ def _record(row: Row[Any]) -> ApprovalRecord:
 
 
 class ApprovalRepository:
-    """Lifecycle messages of one tenant's clients."""
+    """The SQL of one tenant's lifecycle messages and their history.
+
+    What a move means — the transition table, the `human_in_the_loop` guard, the statistics it
+    counts — is `wastate.services.approvals.ApprovalLifecycle`, the subclass a unit of work hands
+    out as `uow.approvals`; the protected writers here take values it has already checked.
+    """
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self._add = _ADD[db.dialect]
         self._open_snapshot = _OPEN_SNAPSHOT[db.dialect]
-        self._statistics = StatisticsRepository(db)
-        self._config = ConfigRepository(db)
 
     def _key(self, client_id: str) -> dict[str, Any]:
         return {"tenant_id": self._db.tenant_id, "client_id": normalize_client_id(client_id)}
 
-    @atomic
-    def add(self, client_id: str, message_data: object, status: MessageStatus | str) -> bool:
-        """Add the caller's message dict in `status`, counting one entry into it.
-
-        Returns False, and changes nothing, when the message id already exists for this client
-        (whatever its status): adding is idempotent, so a retried delivery is counted once.
-        """
-        key = self._key(client_id)
-        status = parse_message_status(status)
-        message_id, payload = approval_message(message_data)
-        now = self._db.now()
+    def _insert(
+        self,
+        key: dict[str, Any],
+        message_id: str,
+        status: MessageStatus,
+        payload: Any,
+        at: datetime,
+    ) -> int | None:
+        """Insert a message unless its id exists for the client: the new row's id, or None."""
         params = {
             **key,
             "message_id": message_id,
             "status": status.value,
             "payload": payload,
-            "created_at": now,
-            "status_changed_at": now,
+            "created_at": at,
+            "status_changed_at": at,
         }
         row = self._db.write(self._add, params).first()
-        if row is None:
-            return False
-        self._record_move(row[0], None, status, now)
-        self._statistics.record_entry(key["client_id"], status, now)
-        return True
+        return None if row is None else int(row[0])
 
-    @atomic
-    def move(
+    def _compare_and_set(
         self,
         client_id: str,
         message_id: str,
-        from_status: MessageStatus | str,
-        to_status: MessageStatus | str,
-        *,
-        human_in_the_loop: bool | None = None,
-        reason: str | None = None,
-    ) -> bool:
-        """Move a message from `from_status` to `to_status` if it is in `from_status` now.
-
-        Raises `InvalidTransition` (changing nothing) when the transition table or the approval
-        guard forbid the move; `human_in_the_loop` None reads it from the client's config. Returns
-        False, changing nothing, when the message is not (or no longer) in `from_status`.
-        `reason` (why it was rejected, say) is kept with the move in the history.
-        """
-        client_id = self._key(client_id)["client_id"]
-        source = parse_message_status(from_status, field="from_status")
-        target = parse_message_status(to_status, field="to_status")
-        message_id = normalize_message_id(message_id)
-        why = _reason(reason)
-        if human_in_the_loop is not None and not isinstance(human_in_the_loop, bool):
-            raise InvalidInput("human_in_the_loop", "must be True, False or None")
-        if human_in_the_loop is None:
-            human_in_the_loop = (source, target) in BYPASSES_APPROVAL and self._guard_on(client_id)
-        check_transition(source, target, human_in_the_loop=human_in_the_loop)
-        now = self._db.now()
+        source: MessageStatus,
+        target: MessageStatus,
+        at: datetime,
+    ) -> int | None:
+        """Move the message if it is in `source` now: the moved row's id, or None."""
         params = {
             "w_tenant_id": self._db.tenant_id,
             "w_client_id": client_id,
             "m_id": message_id,
             "from_status": source.value,
             "to_status": target.value,
-            "at": now,
+            "at": at,
         }
         row = self._db.write(_MOVE, params).first()
-        if row is None:
-            return False
-        self._record_move(row[0], source, target, now, why)
-        self._statistics.record_entry(client_id, target, now)
-        return True
-
-    def _guard_on(self, client_id: str) -> bool:
-        # Read and held in the move's transaction: turning the guard on cannot slip between
-        # this check and the move.
-        return self._config.get_for_write(client_id, HUMAN_IN_THE_LOOP, False) is True
+        return None if row is None else int(row[0])
 
     def _record_move(
         self,
@@ -394,3 +341,12 @@ class ApprovalRepository:
         if self._db.in_transaction:
             raise InvalidInput("unit_of_work", "open_snapshot() must come before any write")
         self._db.write(self._open_snapshot)
+
+
+def __getattr__(name: str) -> Any:
+    # The guard's config key moved with the guard to `wastate.services.approvals`.
+    if name == "HUMAN_IN_THE_LOOP":
+        from wastate.services.approvals import HUMAN_IN_THE_LOOP
+
+        return HUMAN_IN_THE_LOOP
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,5 +1,6 @@
-"""Conversation mappings: the repository protocol, its SQL implementation, and the coalesced
-activity writer. All SQL of the mapping family lives here.
+"""Conversation mappings: the repository protocol and its SQL implementation. All SQL of the
+mapping family lives here, including the activity refresh that the store's background writer
+(`wastate.activity`) runs.
 
 Race safety comes from the database, not from locks: `get_or_create` reads first (the common
 case: the user already has a conversation, one SELECT, no transaction); on a miss it runs
@@ -10,23 +11,19 @@ with one mapping, and all of them return it.
 
 from __future__ import annotations
 
-import logging
-import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, Executable, Select, and_, bindparam, delete, func, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Executable, Select, and_, bindparam, delete, func, select, update
 
 from wastate.db.base import table_of
-from wastate.db.dialect import Dialect, dialect_of, per_dialect
-from wastate.db.errors import translate_db_error
+from wastate.db.dialect import Dialect, per_dialect
 from wastate.db.prepared import Prepared
 from wastate.db.tables import ACTIVE_ONLY, ConversationMappingRow
-from wastate.domain.clock import Clock, as_utc
+from wastate.domain.clock import as_utc
 from wastate.domain.ids import normalize_wa_id
 from wastate.domain.maintenance import cutoff_before, require_batch_size, require_positive_age
 from wastate.domain.mappings import (
@@ -42,13 +39,12 @@ from wastate.repositories.base import Database, atomic
 from wastate.repositories.upserts import precompiled
 
 __all__ = [
-    "ActivityWriter",
+    "TOUCH_ACTIVITY",
     "BatchedMaintenance",
     "MappingRepository",
     "SqlMappingRepository",
+    "touch_row",
 ]
-
-log = logging.getLogger(__name__)
 
 _T = table_of(ConversationMappingRow)
 _C = _T.c
@@ -383,9 +379,9 @@ class SqlMappingRepository(BatchedMaintenance):
     @atomic
     def touch(self, refreshes: Sequence[tuple[str, datetime]]) -> None:
         """Move `last_activity_at` of the users' active mappings forward (never backwards)."""
-        rows = [_touch_row(self._db.tenant_id, w, at) for w, at in check_refreshes(refreshes)]
+        rows = [touch_row(self._db.tenant_id, w, at) for w, at in check_refreshes(refreshes)]
         if rows:
-            self._db.write(_TOUCH, rows)
+            self._db.write(TOUCH_ACTIVITY, rows)
 
     @atomic
     def expire_batch(self, older_than: timedelta, *, limit: int) -> list[ConversationMapping]:
@@ -448,7 +444,10 @@ class SqlMappingRepository(BatchedMaintenance):
         return None if row is None else to_mapping(row)
 
 
-_TOUCH = (
+# Refresh `last_activity_at` of active mappings, never moving it backwards: what the store's
+# `wastate.activity.ActivityWriter` flushes in batches, and what a unit of work writes before
+# it expires idle mappings (`write_activity`).
+TOUCH_ACTIVITY = (
     update(_T)
     .where(
         _C.tenant_id == bindparam("b_tenant_id"),
@@ -460,124 +459,16 @@ _TOUCH = (
 )
 
 
-def _touch_row(tenant_id: str, wa_id: str, at: datetime) -> dict[str, Any]:
+def touch_row(tenant_id: str, wa_id: str, at: datetime) -> dict[str, Any]:
+    """The parameters of `TOUCH_ACTIVITY` for one refresh."""
     return {"b_tenant_id": tenant_id, "b_wa_id": wa_id, "b_at": at}
 
 
-class ActivityWriter:
-    """Coalesces `last_activity_at` refreshes: a lookup costs a dict write, not a database write.
+def __getattr__(name: str) -> Any:
+    # `ActivityWriter` moved to `wastate.activity` (it is a store-level background writer with
+    # its own transactions, not a repository); the old import path keeps working.
+    if name == "ActivityWriter":
+        from wastate.activity import ActivityWriter
 
-    `record` keeps the newest time per user (tenant, wa_id: the key that survives a `correlate`)
-    and skips mappings refreshed within the last `interval` seconds; a background thread writes
-    everything pending every `interval` seconds in one batched statement (never moving a time
-    backwards). `take(tenant)` hands a tenant's pending refreshes to a unit of work, which writes
-    them in its own transaction before expiring idle mappings. `close()` (from `Store.close()`)
-    writes what is left. Worst-case staleness of `last_activity_at` in the database: about two
-    intervals (one of throttling, one of waiting for the flush); a crashed process loses at most
-    the last interval's refreshes.
-    """
-
-    def __init__(self, engine: Engine, *, interval: float, clock: Clock) -> None:
-        self._engine = engine
-        self._interval = interval
-        self._throttle = timedelta(seconds=interval)
-        self._clock = clock
-        self._pending: dict[tuple[str, str], datetime] = {}
-        self._in_flight: dict[tuple[str, str], datetime] = {}
-        self._lock = threading.Lock()
-        # One flush at a time: a flush that finds nothing pending must not return while another
-        # is still writing what it took.
-        self._flush_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._closed = False
-        self._begin = dialect_of(engine).begin
-
-    def record(self, mapping: ConversationMapping) -> None:
-        """Note that `mapping` was used now (cheap; written later in a batch)."""
-        now = self._clock()
-        if now - mapping.last_activity_at < self._throttle or self._closed:
-            return
-        key = (mapping.tenant_id, mapping.wa_id)
-        with self._lock:
-            self._pending[key] = now
-            if self._thread is None:
-                self._start()
-
-    def pending(self) -> int:
-        """How many mappings wait for their activity to be written."""
-        with self._lock:
-            return len(self._pending)
-
-    def take(self, tenant_id: str) -> list[tuple[str, datetime]]:
-        """Remove and return one tenant's pending refreshes as (wa_id, time) pairs.
-
-        Refreshes a background flush is writing right now are included too (writing one twice
-        is harmless): the caller never waits for that flush, which may itself be waiting for
-        the caller's transaction.
-        """
-        with self._lock:
-            mine = {key[1]: at for key, at in self._in_flight.items() if key[0] == tenant_id}
-            for key in [key for key in self._pending if key[0] == tenant_id]:
-                mine[key[1]] = self._pending.pop(key)
-            return list(mine.items())
-
-    def flush(self) -> int:
-        """Write every pending refresh now; returns how many mappings were written."""
-        with self._flush_lock:
-            return self._flush()
-
-    def _flush(self) -> int:
-        with self._lock:
-            batch, self._pending = self._pending, {}
-            self._in_flight = batch
-        if not batch:
-            return 0
-        try:
-            return self._write(batch)
-        finally:
-            with self._lock:
-                self._in_flight = {}
-
-    def _write(self, batch: dict[tuple[str, str], datetime]) -> int:
-        rows = [_touch_row(tenant, wa_id, at) for (tenant, wa_id), at in batch.items()]
-        try:
-            with self._engine.connect() as connection:
-                connection.exec_driver_sql(self._begin)
-                try:
-                    connection.execute(_TOUCH, rows)
-                except BaseException:
-                    connection.exec_driver_sql("ROLLBACK")
-                    raise
-                connection.exec_driver_sql("COMMIT")
-        except DBAPIError as exc:
-            with self._lock:  # keep them for the next attempt, newest time wins
-                for key, at in batch.items():
-                    if self._pending.get(key, at) <= at:
-                        self._pending[key] = at
-            log.warning("activity flush failed; will retry: %s", translate_db_error(exc) or exc)
-            return 0
-        return len(rows)
-
-    def close(self) -> None:
-        """Stop the background writer and write what is pending."""
-        self._closed = True
-        self._wake.set()
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout=30)
-        self.flush()
-
-    def _start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="wastate-activity", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._wake.wait(self._interval):
-            try:
-                self.flush()
-            except Exception:  # the writer must outlive any one failure
-                log.exception("activity flush crashed")
-
-    def __repr__(self) -> str:
-        return f"ActivityWriter(interval={self._interval}, pending={self.pending()})"
+        return ActivityWriter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
