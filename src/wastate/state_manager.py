@@ -31,6 +31,7 @@ from typing import IO, Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from wastate.domain.clock import Clock, as_utc, utcnow
+from wastate.domain.clock import isoformat as _iso
 from wastate.domain.ids import normalize_tenant_id
 from wastate.domain.lifecycle import (
     RESERVED_MESSAGE_KEYS,
@@ -420,10 +421,6 @@ def _ensure_schema(store: Store) -> None:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 def _read_head(uow: UnitOfWork, client_id: str) -> dict[str, Any]:

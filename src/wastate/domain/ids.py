@@ -23,6 +23,8 @@ __all__ = [
 
 MAX_TENANT_ID_LENGTH = 64
 MAX_WA_ID_LENGTH = 140
+"""The one length limit of a WhatsApp user id: the rule, the models, the HTTP schemas and the
+table columns all use it."""
 MAX_EXTERNAL_ID_LENGTH = 256
 
 # E.164 allows at most 15 digits; the shortest real numbers have 7 (some small countries).

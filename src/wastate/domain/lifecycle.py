@@ -17,12 +17,12 @@ written.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from wastate.domain.clock import isoformat
 from wastate.domain.storable import (
     INT32_MAX,
     INT64_MAX,
@@ -180,10 +180,6 @@ def approval_message(message_data: object) -> tuple[str, dict[str, Any]]:
 STATISTIC_FIELDS: tuple[str, ...] = tuple(STATISTIC_FOR_STATUS.values())
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 class ApprovalRecord(BaseModel):
     """A lifecycle message as stored: the caller's dict (`payload`), its status and times."""
 
@@ -199,8 +195,8 @@ class ApprovalRecord(BaseModel):
         """The message as the seed hands it back: the caller's dict plus status and times."""
         document = dict(self.payload)
         document["status"] = self.status.value
-        document["added_at"] = _iso(self.added_at)
-        document["status_changed_at"] = _iso(self.status_changed_at)
+        document["added_at"] = isoformat(self.added_at)
+        document["status_changed_at"] = isoformat(self.status_changed_at)
         return document
 
 
@@ -232,6 +228,6 @@ class LifecycleStatistics(BaseModel):
             "total_approved": self.total_approved,
             "total_rejected": self.total_rejected,
             "total_pending_approval": self.total_pending_approval,
-            "last_message_received": _iso(self.last_message_received),
-            "last_message_sent": _iso(self.last_message_sent),
+            "last_message_received": isoformat(self.last_message_received),
+            "last_message_sent": isoformat(self.last_message_sent),
         }

@@ -36,7 +36,8 @@ from pydantic import (
     model_validator,
 )
 
-from wastate.domain.mappings import validate_conversation_id
+from wastate.domain.ids import MAX_WA_ID_LENGTH
+from wastate.domain.mappings import MAX_CONVERSATION_ID_LENGTH, validate_conversation_id
 from wastate.domain.storable import AwareUtcTime, Int32, StorableJSONObject, StorableStr
 from wastate.errors import InvalidInput
 
@@ -154,14 +155,14 @@ class NewMessage(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
-    conversation_id: StorableStr | None = Field(None, max_length=128)
+    conversation_id: StorableStr | None = Field(None, max_length=MAX_CONVERSATION_ID_LENGTH)
     meta_message_id: StorableStr | None = Field(None, min_length=1, max_length=256)
     genesys_message_id: StorableStr | None = Field(None, min_length=1, max_length=256)
     direction: Direction
     status: DeliveryStatus = DeliveryStatus.SENT
     message_type: MessageType = MessageType.TEXT
     wa_id: StorableStr | None = Field(
-        None, max_length=140, description="the WhatsApp user, if known"
+        None, max_length=MAX_WA_ID_LENGTH, description="the WhatsApp user, if known"
     )
     media_type: StorableStr | None = Field(None, max_length=128)
     media_url: StorableStr | None = Field(None, max_length=2048)
