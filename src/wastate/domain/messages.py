@@ -31,14 +31,19 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from wastate.domain.ids import MAX_WA_ID_LENGTH
 from wastate.domain.mappings import MAX_CONVERSATION_ID_LENGTH, validate_conversation_id
-from wastate.domain.storable import AwareUtcTime, Int32, StorableJSONObject, StorableStr
+from wastate.domain.storable import (
+    AwareUtcTime,
+    Int32,
+    StorableJSONObject,
+    StorableStr,
+    invalid_input_from,
+)
 from wastate.errors import InvalidInput
 
 __all__ = [
@@ -122,21 +127,6 @@ def parse_delivery_status(value: object, *, field: str = "status") -> DeliverySt
             pass
     known = ", ".join(status.value for status in DeliveryStatus)
     raise InvalidInput(field, f"unknown delivery status {value!r}; expected one of {known}")
-
-
-def invalid_input_from(exc: ValidationError, *, prefix: str = "") -> InvalidInput:
-    """The first problem of a pydantic `ValidationError` as `InvalidInput` naming its path.
-
-    Paths read like JSON paths: `entry[0].changes[0].value.statuses[1].timestamp`.
-    """
-    error = exc.errors(include_url=False)[0]
-    path = prefix
-    for part in error["loc"]:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else str(part)
-    return InvalidInput(path or "value", error["msg"])
 
 
 class MessageError(BaseModel):
