@@ -32,7 +32,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from wastate.db.base import Base, BigId, JSONValue, UTCDateTime, enum_check
 from wastate.domain.ids import MAX_WA_ID_LENGTH
-from wastate.domain.lifecycle import MessageStatus
+from wastate.domain.lifecycle import ApprovalStatus
 from wastate.domain.mappings import MAX_CONVERSATION_ID_LENGTH, MappingStatus
 from wastate.domain.messages import DeliveryStatus, Direction, MessageType
 
@@ -250,7 +250,7 @@ class ApprovalMessage(Base):
             "status_changed_at",
             "id",
         ),
-        enum_check("status", MessageStatus),
+        enum_check("status", ApprovalStatus),
     )
 
 
@@ -271,8 +271,8 @@ class ApprovalTransition(Base):
 
     __table_args__ = (
         Index(None, "tenant_id", "approval_message_id", "id"),
-        enum_check("from_status", MessageStatus),
-        enum_check("to_status", MessageStatus),
+        enum_check("from_status", ApprovalStatus),
+        enum_check("to_status", ApprovalStatus),
     )
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "STATISTIC_FOR_STATUS",
     "TRANSITIONS",
     "ApprovalRecord",
+    "ApprovalStatus",
     "LifecycleStatistics",
     "MessageStatus",
     "approval_message",
@@ -64,8 +65,9 @@ RESERVED_MESSAGE_KEYS = frozenset({"status", "added_at", "status_changed_at"})
 message read from `get_messages()` or an exported file can be added again unchanged."""
 
 
-class MessageStatus(StrEnum):
-    """Where an approval-lifecycle message is (the seed's `MessageStatus`)."""
+class ApprovalStatus(StrEnum):
+    """Where an approval-lifecycle message is (incoming → pending approval → approved/rejected →
+    sent/failed). Not a delivery status: WhatsApp's sent/delivered/read is `DeliveryStatus`."""
 
     INCOMING = "incoming"
     PENDING_APPROVAL = "pending_approval"
@@ -75,9 +77,13 @@ class MessageStatus(StrEnum):
     FAILED = "failed"
 
 
-_S = MessageStatus
+MessageStatus = ApprovalStatus
+"""The seed-004 name of `ApprovalStatus` (`wastate.MessageStatus.INCOMING` keeps working); new
+code says `ApprovalStatus`."""
 
-TRANSITIONS: dict[MessageStatus, frozenset[MessageStatus]] = {
+_S = ApprovalStatus
+
+TRANSITIONS: dict[ApprovalStatus, frozenset[ApprovalStatus]] = {
     _S.INCOMING: frozenset({_S.PENDING_APPROVAL}),
     _S.PENDING_APPROVAL: frozenset({_S.APPROVED, _S.REJECTED, _S.SENT, _S.FAILED}),
     _S.APPROVED: frozenset({_S.SENT, _S.FAILED}),
@@ -87,12 +93,12 @@ TRANSITIONS: dict[MessageStatus, frozenset[MessageStatus]] = {
 }
 """Allowed moves. Anything not listed raises `InvalidTransition`."""
 
-BYPASSES_APPROVAL: frozenset[tuple[MessageStatus, MessageStatus]] = frozenset(
+BYPASSES_APPROVAL: frozenset[tuple[ApprovalStatus, ApprovalStatus]] = frozenset(
     {(_S.PENDING_APPROVAL, _S.SENT), (_S.PENDING_APPROVAL, _S.FAILED)}
 )
 """Moves that skip the human; refused while config `human_in_the_loop` is true."""
 
-STATISTIC_FOR_STATUS: dict[MessageStatus, str] = {
+STATISTIC_FOR_STATUS: dict[ApprovalStatus, str] = {
     _S.INCOMING: "total_incoming",
     _S.PENDING_APPROVAL: "total_pending_approval",
     _S.APPROVED: "total_approved",
@@ -103,21 +109,21 @@ STATISTIC_FOR_STATUS: dict[MessageStatus, str] = {
 """The counter each entry into a status increments (adding a message counts as an entry)."""
 
 
-def parse_message_status(value: object, *, field: str = "status") -> MessageStatus:
-    """`value` as a `MessageStatus`, or `InvalidInput` listing the known names."""
-    if isinstance(value, MessageStatus):
+def parse_message_status(value: object, *, field: str = "status") -> ApprovalStatus:
+    """`value` as a `ApprovalStatus`, or `InvalidInput` listing the known names."""
+    if isinstance(value, ApprovalStatus):
         return value
     if isinstance(value, str):
         try:
-            return MessageStatus(value.lower())
+            return ApprovalStatus(value.lower())
         except ValueError:
             pass
-    known = ", ".join(status.value for status in MessageStatus)
+    known = ", ".join(status.value for status in ApprovalStatus)
     raise InvalidInput(field, f"unknown message status {value!r}; expected one of {known}")
 
 
 def check_transition(
-    from_status: MessageStatus, to_status: MessageStatus, *, human_in_the_loop: bool
+    from_status: ApprovalStatus, to_status: ApprovalStatus, *, human_in_the_loop: bool
 ) -> None:
     """Raise `InvalidTransition` unless the table (and the approval guard) allow the move."""
     if to_status not in TRANSITIONS[from_status]:
@@ -129,7 +135,7 @@ def check_transition(
 
 
 def is_allowed(
-    from_status: MessageStatus, to_status: MessageStatus, *, human_in_the_loop: bool
+    from_status: ApprovalStatus, to_status: ApprovalStatus, *, human_in_the_loop: bool
 ) -> bool:
     """True iff `check_transition` would let the move through."""
     if to_status not in TRANSITIONS[from_status]:
@@ -186,7 +192,7 @@ class ApprovalRecord(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     message_id: StorableStr = Field(min_length=1, max_length=MAX_MESSAGE_ID_LENGTH)
-    status: MessageStatus
+    status: ApprovalStatus
     payload: StorableJSONObject
     added_at: UtcTime
     status_changed_at: UtcTime
@@ -214,7 +220,7 @@ class LifecycleStatistics(BaseModel):
     last_message_received: UtcTime | None = None
     last_message_sent: UtcTime | None = None
 
-    def total(self, status: MessageStatus) -> int:
+    def total(self, status: ApprovalStatus) -> int:
         """The counter of `status`."""
         value: int = getattr(self, STATISTIC_FOR_STATUS[status])
         return value

@@ -2,8 +2,8 @@
 
 The wastate error family maps to statuses here and nowhere else: `InvalidInput` → 400,
 request-validation failures → 422, `NotFound` → 404, `Conflict` and `InvalidTransition` → 409,
-`ServiceUnavailable`, `SchemaNotReady`, `TransactionAborted` and `ConfigurationError` → 503. Anything unexpected is logged with its traceback
-and answered with a bare 500 that leaks nothing.
+`ServiceUnavailable`, `SchemaNotReady`, `TransactionAborted` and `ConfigurationError` → 503.
+Anything unexpected is logged with its traceback and answered with a bare 500 that leaks nothing.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from wastate.db.tables import ApprovalMessage, ApprovalTransition
 from wastate.domain.lifecycle import (
     BYPASSES_APPROVAL,
     ApprovalRecord,
-    MessageStatus,
+    ApprovalStatus,
     approval_message,
     check_transition,
     normalize_message_id,
@@ -144,7 +144,7 @@ _HISTORY = (
     .order_by(_hc.id)
 )
 
-Transition = tuple[MessageStatus | None, MessageStatus, datetime, str | None]
+Transition = tuple[ApprovalStatus | None, ApprovalStatus, datetime, str | None]
 """One history entry: (from status — None for the add —, to status, when, the reason given)."""
 
 MAX_REASON_LENGTH = 1000
@@ -164,7 +164,7 @@ def _record(row: Row[Any]) -> ApprovalRecord:
     # Rows were validated on the way in; skipping validation on the way out halves export time.
     return ApprovalRecord.model_construct(
         message_id=row[0],
-        status=MessageStatus(row[1]),
+        status=ApprovalStatus(row[1]),
         payload=row[2],
         added_at=row[3],
         status_changed_at=row[4],
@@ -184,7 +184,7 @@ class ApprovalRepository:
         return {"tenant_id": self._db.tenant_id, "client_id": normalize_client_id(client_id)}
 
     @atomic
-    def add(self, client_id: str, message_data: object, status: MessageStatus | str) -> bool:
+    def add(self, client_id: str, message_data: object, status: ApprovalStatus | str) -> bool:
         """Add the caller's message dict in `status`, counting one entry into it.
 
         Returns False, and changes nothing, when the message id already exists for this client
@@ -214,8 +214,8 @@ class ApprovalRepository:
         self,
         client_id: str,
         message_id: str,
-        from_status: MessageStatus | str,
-        to_status: MessageStatus | str,
+        from_status: ApprovalStatus | str,
+        to_status: ApprovalStatus | str,
         *,
         human_in_the_loop: bool | None = None,
         reason: str | None = None,
@@ -261,8 +261,8 @@ class ApprovalRepository:
     def _record_move(
         self,
         row_id: int,
-        source: MessageStatus | None,
-        target: MessageStatus,
+        source: ApprovalStatus | None,
+        target: ApprovalStatus,
         at: datetime,
         reason: str | None = None,
     ) -> None:
@@ -285,7 +285,7 @@ class ApprovalRepository:
         return None if row is None else _record(row)
 
     def in_status(
-        self, client_id: str, status: MessageStatus | str, limit: int | None = None
+        self, client_id: str, status: ApprovalStatus | str, limit: int | None = None
     ) -> list[ApprovalRecord]:
         """The messages in `status`, in the order they entered it; `limit` keeps the newest."""
         params = {**self._key(client_id), "bucket": parse_message_status(status).value}
@@ -296,7 +296,7 @@ class ApprovalRepository:
         return [_record(row) for row in reversed(rows)]
 
     def iter_bucket(
-        self, client_id: str, status: MessageStatus | str, *, batch_size: int | None = None
+        self, client_id: str, status: ApprovalStatus | str, *, batch_size: int | None = None
     ) -> Iterator[ApprovalRecord]:
         """The messages in `status` in bucket order, fetched `batch_size` at a time (keyset
         pagination on the bucket index), so memory stays flat however long the history. Run it
@@ -318,25 +318,25 @@ class ApprovalRepository:
             cursor = {"after_at": last[4], "after_id": last[5]}
             batch = self._db.read(_BUCKET_AFTER, {**params, **cursor}).all()
 
-    def counts(self, client_id: str) -> dict[MessageStatus, int]:
+    def counts(self, client_id: str) -> dict[ApprovalStatus, int]:
         """How many messages are in each status now."""
         found = {
-            MessageStatus(status): int(count)
+            ApprovalStatus(status): int(count)
             for status, count in self._db.read(_COUNTS, self._key(client_id))
         }
-        return {status: found.get(status, 0) for status in MessageStatus}
+        return {status: found.get(status, 0) for status in ApprovalStatus}
 
     def history(self, client_id: str, message_id: str) -> list[Transition]:
         """Every move of a message, oldest first (the add is the first, from None)."""
         params = {**self._key(client_id), "m_id": normalize_message_id(message_id)}
         rows = self._db.read(_HISTORY, params)
         return [
-            (None if source is None else MessageStatus(source), MessageStatus(target), at, why)
+            (None if source is None else ApprovalStatus(source), ApprovalStatus(target), at, why)
             for source, target, at, why in rows
         ]
 
     @atomic
-    def clear(self, client_id: str, status: MessageStatus | str | None = None) -> int:
+    def clear(self, client_id: str, status: ApprovalStatus | str | None = None) -> int:
         """Delete the messages in `status` (every status when None) with their history;
         statistics are kept. Returns how many were deleted."""
         key = self._key(client_id)

@@ -19,8 +19,8 @@ from wastate.domain.clock import as_utc
 from wastate.domain.lifecycle import (
     STATISTIC_FIELDS,
     STATISTIC_FOR_STATUS,
+    ApprovalStatus,
     LifecycleStatistics,
-    MessageStatus,
     parse_message_status,
 )
 from wastate.domain.sessions import normalize_client_id
@@ -55,7 +55,7 @@ def _zero_row() -> dict[str, Any]:
 InsertFactory = Callable[[Any], Any]
 
 
-def _upsert_increment(dialect_insert: InsertFactory, status: MessageStatus) -> Insert:
+def _upsert_increment(dialect_insert: InsertFactory, status: ApprovalStatus) -> Insert:
     """`INSERT … ON CONFLICT DO UPDATE SET total_x = total_x + 1` for one status."""
     field = STATISTIC_FOR_STATUS[status]
     values: dict[str, Any] = {
@@ -64,10 +64,10 @@ def _upsert_increment(dialect_insert: InsertFactory, status: MessageStatus) -> I
         **{name: (1 if name == field else 0) for name in STATISTIC_FIELDS},
     }
     updates: dict[str, Any] = {field: _c[field] + 1}
-    if status is MessageStatus.INCOMING:
+    if status is ApprovalStatus.INCOMING:
         values["last_message_received"] = bindparam("at")
         updates["last_message_received"] = bindparam("at")
-    if status is MessageStatus.SENT:
+    if status is ApprovalStatus.SENT:
         values["last_message_sent"] = bindparam("at")
         updates["last_message_sent"] = bindparam("at")
     statement = dialect_insert(_t).values(**values)
@@ -94,7 +94,7 @@ def _upsert_replace(dialect_insert: InsertFactory) -> Insert:
 
 _INCREMENT = {
     dialect: {
-        status: precompiled(_upsert_increment(insert, status), dialect) for status in MessageStatus
+        status: precompiled(_upsert_increment(insert, status), dialect) for status in ApprovalStatus
     }
     for dialect, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
 }
@@ -123,7 +123,7 @@ class StatisticsRepository:
         return LifecycleStatistics.model_validate(dict(row))
 
     @atomic
-    def record_entry(self, client_id: str, status: MessageStatus, at: datetime) -> None:
+    def record_entry(self, client_id: str, status: ApprovalStatus, at: datetime) -> None:
         """Count one entry into `status` (and stamp last received/sent), atomically."""
         statement = self._increment[parse_message_status(status)]
         if not isinstance(at, datetime) or at.utcoffset() is None:
