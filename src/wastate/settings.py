@@ -39,7 +39,6 @@ DEFAULT_CACHE_URL = "memory://"
 # value is a ConfigurationError at start-up, not an OverflowError in a background thread later.
 _INT32_MAX = 2**31 - 1
 _YEAR = 365 * 86_400.0
-_CACHE_SCHEMES = ("redis", "rediss", "memory", "none", "unix")
 # The SQL is written for these two databases, and the PostgreSQL fast path for psycopg 3.
 _DATABASE_DRIVERS = {"postgresql": "psycopg", "postgres": "psycopg", "sqlite": "pysqlite"}
 

@@ -155,10 +155,6 @@ class MappingCache:
             monotonic=monotonic,
         )
 
-    def repository(self, inner: MappingRepository, db: Database) -> CachedMappingRepository:
-        """The caching decorator over `inner` for one unit of work."""
-        return CachedMappingRepository(inner, db, self)
-
     def parse(self, raw: bytes) -> ConversationMapping | None:
         """A cached value as a mapping; None for a tombstone or an unreadable value."""
         if not raw:
