@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from wastate.domain.clock import isoformat
+from wastate.domain.ids import require_bounded_str
 from wastate.domain.storable import (
     INT32_MAX,
     INT64_MAX,
@@ -159,13 +160,8 @@ def normalize_message_id(value: object, *, field: str = "message_id") -> str:
 
 def normalize_config_key(value: object, *, field: str = "key") -> str:
     """A config key as stored: a non-empty string of at most 256 characters."""
-    if not isinstance(value, str):
-        raise InvalidInput(field, f"config keys are strings, got {type(value).__name__}")
-    if not value:
-        raise InvalidInput(field, "must not be empty")
-    if len(value) > MAX_CONFIG_KEY_LENGTH:
-        raise InvalidInput(field, f"longer than {MAX_CONFIG_KEY_LENGTH} characters")
-    return check_text(value, field=field)
+    key = require_bounded_str(value, field=field, max_length=MAX_CONFIG_KEY_LENGTH)
+    return check_text(key, field=field)
 
 
 def approval_message(message_data: object) -> tuple[str, dict[str, Any]]:
