@@ -62,3 +62,39 @@ def test_purge_refuses_a_non_positive_age_or_limit(
     """A zero age would mean 'everything': refused, like a zero batch."""
     with pytest.raises(wastate.InvalidInput), store.unit_of_work(tenant) as uow:
         uow.messages.purge(age, limit=limit)
+
+
+def test_purge_drains_every_batch_like_mappings_purge(
+    make_store: Callable[..., wastate.Store], database_url: str, tenant: str
+) -> None:
+    """`messages.purge` means what `mappings.purge` means: every batch, not just the first
+    1,000 rows; `limit` caps the rows in all, and `purge_batch` is the one-statement form."""
+    clock = Clock()
+    store = make_store(database_url, clock=clock)
+    with store.unit_of_work(tenant) as uow:
+        uow.messages.track_batch(
+            wastate.NewMessage(meta_message_id=f"wamid.old{n}", direction="outbound")
+            for n in range(1_205)
+        )
+    clock.now += timedelta(days=100)
+    with store.unit_of_work(tenant) as uow:
+        assert uow.messages.purge_batch(timedelta(days=90), limit=3) == 3
+        assert uow.messages.purge(timedelta(days=90), limit=1_001) == 1_001
+        assert uow.messages.purge(timedelta(days=90)) == 201
+        assert uow.messages.purge(timedelta(days=90)) == 0
+
+
+def test_purge_pending_drains_every_batch(
+    make_store: Callable[..., wastate.Store], database_url: str, tenant: str
+) -> None:
+    """Parked status events drain the same way; a zero age still means all of them."""
+    store = make_store(database_url)
+    events = [
+        wastate.StatusEvent(message_id=f"wamid.unknown{n}", status="delivered")
+        for n in range(1_003)
+    ]
+    with store.unit_of_work(tenant) as uow:
+        uow.messages.apply_status_events(events)
+    with store.unit_of_work(tenant) as uow:
+        assert uow.messages.purge_pending_batch(timedelta(0), limit=2) == 2
+        assert uow.messages.purge_pending(timedelta(0)) == 1_001

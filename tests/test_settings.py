@@ -73,3 +73,20 @@ def test_a_bad_value_fails_at_start_naming_the_variable(
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigurationError, match=variable):
         load_settings()
+
+
+@pytest.mark.parametrize("value", ["bad tenant!", "-leading-dash", "x" * 65])
+def test_the_http_settings_rules_hold_for_the_environment_and_a_hand_built_config(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """`HttpConfig` is a view of `Settings`' HTTP part: one rule for `WASTATE_DEFAULT_TENANT`,
+    whether it comes from the environment or an embedder builds the config by hand."""
+    from wastate.http import HttpConfig
+
+    with pytest.raises(ConfigurationError, match="WASTATE_DEFAULT_TENANT"):
+        HttpConfig(default_tenant=value)
+    monkeypatch.setenv("WASTATE_DEFAULT_TENANT", value)
+    with pytest.raises(ConfigurationError, match="WASTATE_DEFAULT_TENANT"):
+        load_settings()
+    with pytest.raises(ConfigurationError, match="WASTATE_API_KEY_CACHE_SECONDS"):
+        HttpConfig(api_key_cache_seconds=-1)

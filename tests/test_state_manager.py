@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
+import wastate
 import wastate.repositories.approvals as approvals_module
-from wastate.errors import InvalidInput, SchemaNotReady
+from wastate.errors import ConfigurationError, InvalidInput, SchemaNotReady
 from wastate.state_manager import MessageStatus, StateManager
 
 S = MessageStatus
@@ -373,3 +374,44 @@ def test_close_is_idempotent_and_the_manager_is_a_context_manager(database_url: 
     with StateManager(database_url, "none://") as manager:
         assert manager.get_statistics()["total_incoming"] >= 0
     manager.close()
+
+
+def test_managers_share_one_store_and_leave_it_open(
+    make_store: Callable[..., wastate.Store], database_url: str, tenant: str, tmp_path: Path
+) -> None:
+    """`StateManager(store=...)`: many clients, one pool and cache; closing a manager leaves
+    the shared store working for the others (its owner closes it)."""
+    store = make_store(database_url)
+    managers = [
+        StateManager(
+            store=store,
+            tenant_id=tenant,
+            client_id=f"client-{n}",
+            state_file=tmp_path / f"state-{n}.json",
+        )
+        for n in range(3)
+    ]
+    assert all(manager.store is store for manager in managers)
+    for n, manager in enumerate(managers):
+        manager.add_message({"id": f"m{n}", "text": "hi"}, S.INCOMING)
+    managers[0].close()
+    managers[0].close()  # idempotent, still not closing the shared store
+    for n, manager in enumerate(managers[1:], start=1):
+        assert [m["id"] for m in manager.get_messages(S.INCOMING)] == [f"m{n}"]
+    with store.unit_of_work(tenant) as uow:  # the store itself is still open
+        assert uow.approvals.get("client-0", "m0") is not None
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"database_url": "sqlite://"}, {"cache_url": "none://"}, {"clock": lambda: T0}],
+)
+def test_a_shared_store_refuses_its_own_database_cache_or_clock(
+    make_store: Callable[..., wastate.Store], database_url: str, extra: dict[str, Any]
+) -> None:
+    """The shared store brings its database, cache and clock: a second one given is an error."""
+    store = make_store(database_url)
+    with pytest.raises(ConfigurationError, match="store"):
+        StateManager(store=store, **extra)
+    with store.unit_of_work("default") as uow:  # refusing did not close the shared store
+        uow.sessions.get("default")

@@ -34,7 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from wastate.domain.ids import normalize_tenant_id
 from wastate.domain.sessions import normalize_client_id
-from wastate.errors import InvalidInput, WastateError
+from wastate.errors import InvalidInput, WastateError, one_line
 from wastate.services import maintenance
 from wastate.services.schema import ensure_schema
 from wastate.settings import Settings, load_settings
@@ -148,13 +148,8 @@ TEXT = _Text()
 def _one_line(exc: BaseException) -> str:
     """An exception as one readable line (database errors without their SQL and parameters)."""
     if isinstance(exc, SQLAlchemyError):
-        original = getattr(exc, "orig", None)
-        text = str(original if original is not None else exc)
-        prefix = "database error: "
-    else:
-        text, prefix = str(exc) or type(exc).__name__, ""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return prefix + (lines[0] if lines else type(exc).__name__)
+        return "database error: " + one_line(exc)
+    return one_line(exc)
 
 
 def _safe_url(url: str) -> str:

@@ -20,6 +20,7 @@ __all__ = [
     "ServiceUnavailable",
     "TransactionAborted",
     "WastateError",
+    "one_line",
 ]
 
 
@@ -75,3 +76,13 @@ class TransactionAborted(WastateError):
     committed. Raised by every later statement and by `commit()` (so by a clean exit of the `with`
     block) until `rollback()` acknowledges it: a unit of work never reports success for writes
     that were lost."""
+
+
+def one_line(exc: BaseException, *, limit: int | None = None) -> str:
+    """An exception as one readable line: the driver's own message for a database error (its
+    `orig`, without the SQL and parameters SQLAlchemy appends), the first non-blank line, at most
+    `limit` characters; the type's name when there is no text. For the CLI and `/health`."""
+    original = getattr(exc, "orig", None)
+    text = str(original if original is not None else exc)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:limit]

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -25,8 +25,10 @@ from wastate.errors import ConfigurationError, InvalidInput
 __all__ = [
     "DEFAULT_CACHE_URL",
     "DEFAULT_DATABASE_URL",
+    "HttpSettings",
     "Settings",
     "check_webhook_tenants",
+    "configuration_error",
     "load_settings",
     "parse_webhook_tenants",
 ]
@@ -37,7 +39,6 @@ DEFAULT_CACHE_URL = "memory://"
 # value is a ConfigurationError at start-up, not an OverflowError in a background thread later.
 _INT32_MAX = 2**31 - 1
 _YEAR = 365 * 86_400.0
-_CACHE_SCHEMES = ("redis", "rediss", "memory", "none", "unix")
 # The SQL is written for these two databases, and the PostgreSQL fast path for psycopg 3.
 _DATABASE_DRIVERS = {"postgresql": "psycopg", "postgres": "psycopg", "sqlite": "pysqlite"}
 
@@ -84,8 +85,62 @@ def parse_webhook_tenants(text: str) -> dict[str, str]:
     return check_webhook_tenants(pairs)
 
 
-class Settings(BaseSettings):
-    """Runtime configuration. Field `x` is read from `WASTATE_X`."""
+class HttpSettings(BaseModel):
+    """The HTTP service's part of `Settings` (`WASTATE_DEFAULT_TENANT`, `WASTATE_REQUIRE_API_KEY`,
+    …): each rule is written here once, for the environment and for a hand-built
+    `wastate.http.HttpConfig` alike (validating this model reads no environment)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default_tenant: str | None = Field(None, description="HTTP: tenant of requests naming none")
+    require_api_key: bool = Field(False, description="HTTP: every route needs a per-tenant key")
+    api_key_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=_YEAR,
+        description="HTTP: how long a verified key is trusted (the revocation delay)",
+    )
+    webhook_app_secret: str | None = Field(
+        None, description="HTTP: Meta app secret; webhook posts need X-Hub-Signature-256"
+    )
+    webhook_tenants: str | None = Field(
+        None,
+        description="HTTP: `<phone_number_id or WABA id>=<tenant>,…`, the tenant of a webhook",
+    )
+    webhook_verify_token: str | None = Field(
+        None, description="HTTP: the hub.verify_token of the webhook handshake"
+    )
+
+    @field_validator("default_tenant")
+    @classmethod
+    def _check_default_tenant(cls, value: str | None) -> str | None:
+        if value:  # empty: unset (requests naming no tenant are refused)
+            try:
+                normalize_tenant_id(value)
+            except InvalidInput as exc:
+                raise ValueError(exc.message) from None
+        return value
+
+    @field_validator("webhook_app_secret")
+    @classmethod
+    def _check_app_secret(cls, value: str | None) -> str | None:
+        # Set but empty is a deployment mistake (a missing secret in a template), not a wish to
+        # accept unsigned webhooks: refuse it rather than turn the signature check off.
+        if value is not None and not value.strip():
+            raise ValueError("must not be empty (unset it to accept unsigned webhooks)")
+        return value
+
+    @field_validator("webhook_tenants")
+    @classmethod
+    def _check_webhook_tenants(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_webhook_tenants(value)
+        return value
+
+
+class Settings(BaseSettings, HttpSettings):
+    """Runtime configuration. Field `x` is read from `WASTATE_X` (the HTTP fields are
+    `HttpSettings`')."""
 
     model_config = SettingsConfigDict(env_prefix="WASTATE_", extra="forbid", frozen=True)
 
@@ -110,24 +165,6 @@ class Settings(BaseSettings):
     )
     activity_flush_seconds: float = Field(
         30.0, gt=0, le=_YEAR, description="how often coalesced last_activity_at updates are written"
-    )
-    default_tenant: str | None = Field(None, description="HTTP: tenant of requests naming none")
-    require_api_key: bool = Field(False, description="HTTP: every route needs a per-tenant key")
-    api_key_cache_seconds: float = Field(
-        5.0,
-        ge=0,
-        le=_YEAR,
-        description="HTTP: how long a verified key is trusted (the revocation delay)",
-    )
-    webhook_app_secret: str | None = Field(
-        None, description="HTTP: Meta app secret; webhook posts need X-Hub-Signature-256"
-    )
-    webhook_tenants: str | None = Field(
-        None,
-        description="HTTP: `<phone_number_id or WABA id>=<tenant>,…`, the tenant of a webhook",
-    )
-    webhook_verify_token: str | None = Field(
-        None, description="HTTP: the hub.verify_token of the webhook handshake"
     )
     pool_size: int = Field(10, ge=1, le=10_000)
     pool_timeout_seconds: float = Field(5.0, gt=0, le=_YEAR)
@@ -156,22 +193,6 @@ class Settings(BaseSettings):
             )
         if port is not None and not 0 < port < 65536:
             raise ValueError(f"port {port} is out of range")
-        return value
-
-    @field_validator("webhook_app_secret")
-    @classmethod
-    def _check_app_secret(cls, value: str | None) -> str | None:
-        # Set but empty is a deployment mistake (a missing secret in a template), not a wish to
-        # accept unsigned webhooks: refuse it rather than turn the signature check off.
-        if value is not None and not value.strip():
-            raise ValueError("must not be empty (unset it to accept unsigned webhooks)")
-        return value
-
-    @field_validator("webhook_tenants")
-    @classmethod
-    def _check_webhook_tenants(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_webhook_tenants(value)
         return value
 
     @field_validator("cache_url")
@@ -209,8 +230,13 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**clean)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "?"
-            problems.append(f"WASTATE_{field.upper()}: {error['msg']}")
-        raise ConfigurationError("; ".join(problems)) from exc
+        raise configuration_error(exc) from exc
+
+
+def configuration_error(exc: ValidationError) -> ConfigurationError:
+    """A settings `ValidationError` as one `ConfigurationError` naming each variable."""
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        problems.append(f"WASTATE_{field.upper()}: {error['msg']}")
+    return ConfigurationError("; ".join(problems))

@@ -31,6 +31,7 @@ from wastate.domain.sessions import (
     requires_qr_scan,
     session_is_valid,
 )
+from wastate.errors import ConfigurationError
 from wastate.services import state_document, state_file
 from wastate.services.schema import ensure_schema
 from wastate.services.state_document import PROGRESS_EVERY, Progress
@@ -62,6 +63,11 @@ class StateManager:
     (`wastate migrate`), else `SchemaNotReady`. `state_file` is the seed-format file
     `export_state()` writes by default and backups are named after; `backup_dir` (default: the
     state file's folder) is where `backup_state()` puts them. `clock` (aware UTC) is for tests.
+
+    `store=` shares one `Store` (one pool, one cache, one activity writer) among many managers —
+    a service with 50 clients opens one, not 50. The manager then uses the store's settings and
+    clock, so `database_url`, `cache_url` and `clock` may not be given too, and `close()` leaves
+    the shared store open (its owner closes it).
     """
 
     def __init__(
@@ -74,6 +80,7 @@ class StateManager:
         state_file: str | os.PathLike[str] | None = None,
         backup_dir: str | os.PathLike[str] | None = None,
         clock: Clock = utcnow,
+        store: Store | None = None,
     ) -> None:
         self.tenant_id = normalize_tenant_id(tenant_id)
         self.client_id = normalize_client_id(client_id)
@@ -85,11 +92,21 @@ class StateManager:
             if backup_dir is not None
             else self.state_file.parent
         )
-        store = connect(database_url, cache_url, clock=clock)
+        self._owns_store = store is None
+        if store is None:
+            store = connect(database_url, cache_url, clock=clock)
+        elif not isinstance(store, Store):
+            raise ConfigurationError(f"store: must be a wastate Store, got {type(store).__name__}")
+        elif database_url is not None or cache_url is not None or clock is not utcnow:
+            raise ConfigurationError(
+                "store: a shared store brings its own database, cache and clock; "
+                "do not also pass database_url, cache_url or clock"
+            )
         try:
             ensure_schema(store)
         except BaseException:
-            store.close()
+            if self._owns_store:
+                store.close()
             raise
         self._store = store
 
@@ -107,8 +124,10 @@ class StateManager:
         return self._store.clock()
 
     def close(self) -> None:
-        """Close the store (connection pool, cache clients). Idempotent."""
-        self._store.close()
+        """Close the store (connection pool, cache clients) unless it was shared (`store=`).
+        Idempotent."""
+        if self._owns_store:
+            self._store.close()
 
     def __enter__(self) -> StateManager:
         return self

@@ -4,7 +4,7 @@ See docs/caching.md for keys, TTLs and staleness bounds."""
 
 from wastate.cache.base import TOMBSTONE, Cache, NullCache, Subscription
 from wastate.cache.breaker import GuardedCache
-from wastate.cache.keys import KEY_VERSION, MappingKeys, escape, hash_tag, unescape
+from wastate.cache.keys import KEY_VERSION, MappingKeys, TenantKeys, escape, hash_tag, unescape
 from wastate.cache.mappings import CachedMappingRepository, MappingCache
 from wastate.cache.near import NearCache
 from wastate.cache.registry import ENTRY_POINT_GROUP, backend_class, open_cache
@@ -23,6 +23,7 @@ __all__ = [
     "NullCache",
     "SingleFlight",
     "Subscription",
+    "TenantKeys",
     "backend_class",
     "escape",
     "hash_tag",

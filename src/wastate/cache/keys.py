@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["KEY_VERSION", "MappingKeys", "escape", "hash_tag", "unescape"]
+__all__ = ["KEY_VERSION", "MappingKeys", "TenantKeys", "escape", "hash_tag", "unescape"]
 
 KEY_VERSION = "v1"
 
@@ -62,8 +62,33 @@ def hash_tag(key: str) -> str | None:
     return key[start + 1 : end]
 
 
+class TenantKeys:
+    """The mapping keys of one tenant: what production builds every key with.
+
+    A unit of work takes one (`MappingKeys.tenant`) when it starts, so a key on the hot path
+    costs one concatenation and one `escape` — the tenant part is never rebuilt.
+    """
+
+    __slots__ = ("_conv", "_wa", "prefix")
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        """`<prefix>:v1:{<tenant>}:map:`, the start of every key of this tenant."""
+        self._wa = f"{prefix}wa:"
+        self._conv = f"{prefix}conv:"
+
+    def forward(self, wa_id: str) -> str:
+        """The key of the tenant's active mapping of `wa_id` (normalised)."""
+        return self._wa + escape(wa_id)
+
+    def reverse(self, conversation_id: str) -> str:
+        """The key of the tenant's mapping of `conversation_id`."""
+        return self._conv + escape(conversation_id)
+
+
 class MappingKeys:
-    """Builds the mapping keys of one store (one prefix); cheap enough for the hot path."""
+    """Builds the mapping keys of one store (one prefix); `tenant` gives the per-tenant builder
+    the hot path uses, `forward`/`reverse` go through it."""
 
     __slots__ = ("_prefix", "_tenants", "channel")
 
@@ -71,7 +96,7 @@ class MappingKeys:
 
     def __init__(self, prefix: str) -> None:
         self._prefix = f"{escape(prefix)}:{KEY_VERSION}:"
-        self._tenants: dict[str, str] = {}
+        self._tenants: dict[str, TenantKeys] = {}
         self.channel = f"{self._prefix}mapping-invalidations"
         """The pub/sub channel near caches listen on."""
 
@@ -81,18 +106,22 @@ class MappingKeys:
         return f"{self._prefix}{{*}}:map:*"
 
     def tenant_prefix(self, tenant_id: str) -> str:
-        """`<prefix>:v1:{<tenant>}:map:` — computed once per tenant and remembered."""
+        """`<prefix>:v1:{<tenant>}:map:`, the start of every key of `tenant_id`."""
+        return f"{self._prefix}{{{escape(tenant_id)}}}:map:"
+
+    def tenant(self, tenant_id: str) -> TenantKeys:
+        """The key builder of `tenant_id` — built once per tenant and remembered."""
         found = self._tenants.get(tenant_id)
         if found is None:
             if len(self._tenants) >= self._MAX_TENANTS:
                 self._tenants.clear()  # unbounded tenant churn must not grow memory
-            found = self._tenants[tenant_id] = f"{self._prefix}{{{escape(tenant_id)}}}:map:"
+            found = self._tenants[tenant_id] = TenantKeys(self.tenant_prefix(tenant_id))
         return found
 
     def forward(self, tenant_id: str, wa_id: str) -> str:
         """The key of a tenant's active mapping of `wa_id` (normalised)."""
-        return f"{self.tenant_prefix(tenant_id)}wa:{escape(wa_id)}"
+        return self.tenant(tenant_id).forward(wa_id)
 
     def reverse(self, tenant_id: str, conversation_id: str) -> str:
         """The key of a tenant's mapping of `conversation_id`."""
-        return f"{self.tenant_prefix(tenant_id)}conv:{escape(conversation_id)}"
+        return self.tenant(tenant_id).reverse(conversation_id)

@@ -34,7 +34,7 @@ from pydantic import ValidationError
 
 from wastate.cache.base import Cache, Subscription, read_announcement
 from wastate.cache.breaker import GuardedCache
-from wastate.cache.keys import MappingKeys, escape
+from wastate.cache.keys import MappingKeys, TenantKeys
 from wastate.cache.near import NearCache
 from wastate.cache.registry import open_cache
 from wastate.cache.singleflight import SingleFlight
@@ -155,10 +155,6 @@ class MappingCache:
             monotonic=monotonic,
         )
 
-    def repository(self, inner: MappingRepository, db: Database) -> CachedMappingRepository:
-        """The caching decorator over `inner` for one unit of work."""
-        return CachedMappingRepository(inner, db, self)
-
     def parse(self, raw: bytes) -> ConversationMapping | None:
         """A cached value as a mapping; None for a tombstone or an unreadable value."""
         if not raw:
@@ -169,11 +165,11 @@ class MappingCache:
             log.debug("unreadable cache entry ignored", exc_info=True)
             return None
 
-    def store(self, mapping: ConversationMapping, tenant_prefix: str, generation: int) -> None:
+    def store(self, mapping: ConversationMapping, keys: TenantKeys, generation: int) -> None:
         """Cache `mapping` both ways (forward only while active): L1 and L2."""
-        items = [(f"{tenant_prefix}conv:{escape(mapping.conversation_id)}", mapping)]
+        items = [(keys.reverse(mapping.conversation_id), mapping)]
         if mapping.status is _ACTIVE:
-            items.append((f"{tenant_prefix}wa:{escape(mapping.wa_id)}", mapping))
+            items.append((keys.forward(mapping.wa_id), mapping))
         if self.near is not None:
             self.near.put(items, generation)
         raw = mapping.model_dump_json().encode()
@@ -207,14 +203,15 @@ class MappingCache:
 class CachedMappingRepository(BatchedMaintenance):
     """The `MappingRepository` of a unit of work, with the cache in front of `inner`."""
 
-    __slots__ = ("_cache", "_db", "_dirty", "_inner", "_near", "_prefix", "_record")
+    __slots__ = ("_cache", "_db", "_dirty", "_forward", "_inner", "_keys", "_near", "_record")
 
     def __init__(self, inner: MappingRepository, db: Database, cache: MappingCache) -> None:
         self._inner = inner
         self._db = db
         self._cache = cache
         self._near = cache.near
-        self._prefix = cache.keys.tenant_prefix(db.tenant_id)
+        self._keys = cache.keys.tenant(db.tenant_id)
+        self._forward = self._keys.forward  # bound once: the hot path makes one call per key
         self._record = cache.activity.record
         # True after this unit of work changed mappings in its open transaction: until that
         # ends, reads go to the database (the cache holds committed state only).
@@ -229,7 +226,7 @@ class CachedMappingRepository(BatchedMaintenance):
         """
         key = normalize_wa_id(wa_id)
         normalize_contact_name(contact_name)  # refused before any cache or database is asked
-        forward = self._prefix + "wa:" + escape(key)
+        forward = self._forward(key)
         near = self._near
         if near is not None and not self._dirty:
             found = near.get(forward)
@@ -269,7 +266,7 @@ class CachedMappingRepository(BatchedMaintenance):
         if bypass or (contact_name is not None and (wrote or was_in_transaction)):
             # Renamed — or created with a name, where losing the insert race to another
             # process means renaming the mapping it may have cached already: invalidate.
-            self._changed([forward, self._reverse_key(mapping.conversation_id)])
+            self._changed([forward, self._keys.reverse(mapping.conversation_id)])
         elif not shared:  # read or created: cache it (at commit, if there is a transaction)
             self._fill_after_commit(mapping, generation)
         if db.in_transaction:
@@ -285,7 +282,7 @@ class CachedMappingRepository(BatchedMaintenance):
     def by_wa_id(self, wa_id: str) -> ConversationMapping | None:
         """The user's active mapping, or None. Never creates."""
         key = normalize_wa_id(wa_id)
-        forward = self._prefix + "wa:" + escape(key)
+        forward = self._forward(key)
         near = self._near
         if near is not None and not self._dirty:
             found = near.get(forward)
@@ -300,7 +297,7 @@ class CachedMappingRepository(BatchedMaintenance):
     def by_conversation(self, conversation_id: str) -> ConversationMapping | None:
         """The mapping (in any status) of a conversation id: the reverse lookup."""
         conversation_id = validate_conversation_id(conversation_id)
-        reverse = self._reverse_key(conversation_id)
+        reverse = self._keys.reverse(conversation_id)
         near = self._near
         if near is not None and not self._dirty:
             found = near.get(reverse)
@@ -328,9 +325,9 @@ class CachedMappingRepository(BatchedMaintenance):
         # The generated id's reverse key goes stale when the id is replaced: find it first.
         before = self._inner.by_wa_id(key)
         mapping = self._inner.correlate(key, conversation_id, communication_id)
-        keys = [self._prefix + "wa:" + escape(key), self._reverse_key(mapping.conversation_id)]
+        keys = [self._forward(key), self._keys.reverse(mapping.conversation_id)]
         if before is not None and before.conversation_id != mapping.conversation_id:
-            keys.append(self._reverse_key(before.conversation_id))
+            keys.append(self._keys.reverse(before.conversation_id))
         self._changed(keys)
         return mapping
 
@@ -364,14 +361,11 @@ class CachedMappingRepository(BatchedMaintenance):
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _reverse_key(self, conversation_id: str) -> str:
-        return self._prefix + "conv:" + escape(conversation_id)
-
     def _keys_of(self, mappings: Sequence[ConversationMapping]) -> list[str]:
         keys: list[str] = []
         for mapping in mappings:
-            keys.append(self._prefix + "wa:" + escape(mapping.wa_id))
-            keys.append(self._reverse_key(mapping.conversation_id))
+            keys.append(self._forward(mapping.wa_id))
+            keys.append(self._keys.reverse(mapping.conversation_id))
         return keys
 
     def _bypass(self) -> bool:
@@ -422,10 +416,10 @@ class CachedMappingRepository(BatchedMaintenance):
     def _fill_after_commit(self, mapping: ConversationMapping, generation: int) -> None:
         if not self._cache.enabled:
             return
-        cache, prefix = self._cache, self._prefix
+        cache, keys = self._cache, self._keys
         # If COMMIT's outcome is unknown, the row may differ from what this unit of work saw.
         self._db.after_commit(
-            lambda: cache.store(mapping, prefix, generation),
+            lambda: cache.store(mapping, keys, generation),
             lambda: cache.invalidate(self._keys_of([mapping])),
         )
 

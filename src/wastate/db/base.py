@@ -25,6 +25,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 
+from wastate.domain.clock import as_utc
+
 __all__ = [
     "NAMING_CONVENTION",
     "Base",
@@ -70,7 +72,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         if isinstance(value, str):  # aggregates over SQLite text columns
             value = datetime.fromisoformat(value)
         assert isinstance(value, datetime)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return as_utc(value)
 
 
 def enum_check(column: str, enum: type[StrEnum], *, name: str | None = None) -> CheckConstraint:

@@ -31,8 +31,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from wastate.db.base import Base, BigId, JSONValue, UTCDateTime, enum_check
-from wastate.domain.lifecycle import MessageStatus
-from wastate.domain.mappings import MappingStatus
+from wastate.domain.ids import MAX_WA_ID_LENGTH
+from wastate.domain.lifecycle import ApprovalStatus
+from wastate.domain.mappings import MAX_CONVERSATION_ID_LENGTH, MappingStatus
 from wastate.domain.messages import DeliveryStatus, Direction, MessageType
 
 __all__ = [
@@ -62,11 +63,11 @@ class ConversationMappingRow(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(String(_TENANT))
-    wa_id: Mapped[str] = mapped_column(String(140))
-    conversation_id: Mapped[str] = mapped_column(String(128))
+    wa_id: Mapped[str] = mapped_column(String(MAX_WA_ID_LENGTH))
+    conversation_id: Mapped[str] = mapped_column(String(MAX_CONVERSATION_ID_LENGTH))
     status: Mapped[str] = mapped_column(String(16), default=MappingStatus.ACTIVE.value)
     contact_name: Mapped[str | None] = mapped_column(String(256))
-    communication_id: Mapped[str | None] = mapped_column(String(128))
+    communication_id: Mapped[str | None] = mapped_column(String(MAX_CONVERSATION_ID_LENGTH))
     last_message_id: Mapped[str | None] = mapped_column(String(_EXTERNAL_ID))
     correlated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -103,8 +104,8 @@ class MessageTrackingRow(Base):
     tenant_id: Mapped[str] = mapped_column(String(_TENANT))
     meta_message_id: Mapped[str | None] = mapped_column(String(_EXTERNAL_ID))
     genesys_message_id: Mapped[str | None] = mapped_column(String(_EXTERNAL_ID))
-    conversation_id: Mapped[str | None] = mapped_column(String(128))
-    wa_id: Mapped[str | None] = mapped_column(String(140))
+    conversation_id: Mapped[str | None] = mapped_column(String(MAX_CONVERSATION_ID_LENGTH))
+    wa_id: Mapped[str | None] = mapped_column(String(MAX_WA_ID_LENGTH))
     direction: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
     message_type: Mapped[str] = mapped_column(String(32))
@@ -249,7 +250,7 @@ class ApprovalMessage(Base):
             "status_changed_at",
             "id",
         ),
-        enum_check("status", MessageStatus),
+        enum_check("status", ApprovalStatus),
     )
 
 
@@ -270,8 +271,8 @@ class ApprovalTransition(Base):
 
     __table_args__ = (
         Index(None, "tenant_id", "approval_message_id", "id"),
-        enum_check("from_status", MessageStatus),
-        enum_check("to_status", MessageStatus),
+        enum_check("from_status", ApprovalStatus),
+        enum_check("to_status", ApprovalStatus),
     )
 
 

@@ -5,6 +5,9 @@ from wastate.domain.ids import normalize_tenant_id, normalize_wa_id, require_ext
 from wastate.domain.lifecycle import (
     STATISTIC_FOR_STATUS,
     TRANSITIONS,
+    ApprovalRecord,
+    ApprovalStatus,
+    LifecycleStatistics,
     MessageStatus,
     check_transition,
 )
@@ -20,15 +23,20 @@ from wastate.domain.messages import (
     TrackedMessage,
     parse_delivery_status,
 )
+from wastate.domain.sessions import ClientSessionState
 
 __all__ = [
     "STATISTIC_FOR_STATUS",
     "STATUS_RANK",
     "TRANSITIONS",
+    "ApprovalRecord",
+    "ApprovalStatus",
+    "ClientSessionState",
     "Clock",
     "ConversationMapping",
     "DeliveryStatus",
     "Direction",
+    "LifecycleStatistics",
     "MappingStatus",
     "MessageError",
     "MessageStatus",

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from wastate.errors import InvalidInput
 
-__all__ = ["Clock", "Monotonic", "as_utc", "utcnow"]
+__all__ = ["Clock", "Monotonic", "as_utc", "isoformat", "utcnow"]
 
 Clock = Callable[[], datetime]
 """A zero-argument callable returning an aware UTC datetime (tests inject a fake one)."""
@@ -35,3 +35,14 @@ def as_utc(value: datetime, *, field: str = "at") -> datetime:
         return value.astimezone(UTC)
     except OverflowError as exc:
         raise InvalidInput(field, "is out of the representable range in UTC") from exc
+
+
+def isoformat(value: datetime | None, *, zulu: bool = False) -> str | None:
+    """`value` as ISO 8601 text, None as None: the one formatter of every time wastate writes out.
+
+    `zulu` writes UTC's `+00:00` as `Z` (the HTTP answers); the seed's documents keep `+00:00`.
+    """
+    if value is None:
+        return None
+    text = value.isoformat()
+    return text[:-6] + "Z" if zulu and text.endswith("+00:00") else text

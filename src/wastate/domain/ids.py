@@ -18,11 +18,14 @@ __all__ = [
     "MAX_WA_ID_LENGTH",
     "normalize_tenant_id",
     "normalize_wa_id",
+    "require_bounded_str",
     "require_external_id",
 ]
 
 MAX_TENANT_ID_LENGTH = 64
 MAX_WA_ID_LENGTH = 140
+"""The one length limit of a WhatsApp user id: the rule, the models, the HTTP schemas and the
+table columns all use it."""
 MAX_EXTERNAL_ID_LENGTH = 256
 
 # E.164 allows at most 15 digits; the shortest real numbers have 7 (some small countries).
@@ -53,14 +56,21 @@ def normalize_wa_id(value: object, *, field: str = "wa_id") -> str:
     )
 
 
-def normalize_tenant_id(value: object, *, field: str = "tenant_id") -> str:
-    """A tenant id: 1-64 characters of letters, digits and `._:@-`, starting alphanumeric."""
+def require_bounded_str(value: object, *, field: str, max_length: int) -> str:
+    """`value` as a non-empty string of at most `max_length` characters: the shape every id and
+    key shares (the caller then checks its characters)."""
     if not isinstance(value, str):
         raise InvalidInput(field, f"must be a string, got {type(value).__name__}")
     if not value:
         raise InvalidInput(field, "must not be empty")
-    if len(value) > MAX_TENANT_ID_LENGTH:
-        raise InvalidInput(field, f"is longer than {MAX_TENANT_ID_LENGTH} characters")
+    if len(value) > max_length:
+        raise InvalidInput(field, f"is longer than {max_length} characters")
+    return value
+
+
+def normalize_tenant_id(value: object, *, field: str = "tenant_id") -> str:
+    """A tenant id: 1-64 characters of letters, digits and `._:@-`, starting alphanumeric."""
+    value = require_bounded_str(value, field=field, max_length=MAX_TENANT_ID_LENGTH)
     if not _TENANT.fullmatch(value):
         raise InvalidInput(
             field, f"{value!r} may hold only letters, digits and . _ : @ - (starting alphanumeric)"
@@ -70,12 +80,7 @@ def normalize_tenant_id(value: object, *, field: str = "tenant_id") -> str:
 
 def require_external_id(value: object, *, field: str) -> str:
     """An opaque external id (a `wamid…`, a contact-center id): printable, no spaces, ≤ 256."""
-    if not isinstance(value, str):
-        raise InvalidInput(field, f"must be a string, got {type(value).__name__}")
-    if not value:
-        raise InvalidInput(field, "must not be empty")
-    if len(value) > MAX_EXTERNAL_ID_LENGTH:
-        raise InvalidInput(field, f"is longer than {MAX_EXTERNAL_ID_LENGTH} characters")
+    value = require_bounded_str(value, field=field, max_length=MAX_EXTERNAL_ID_LENGTH)
     if not _PRINTABLE.fullmatch(value):
         raise InvalidInput(field, "may hold only printable ASCII characters without spaces")
     return value

@@ -17,12 +17,13 @@ written.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from wastate.domain.clock import isoformat
+from wastate.domain.ids import require_bounded_str
 from wastate.domain.storable import (
     INT32_MAX,
     INT64_MAX,
@@ -45,6 +46,7 @@ __all__ = [
     "STATISTIC_FOR_STATUS",
     "TRANSITIONS",
     "ApprovalRecord",
+    "ApprovalStatus",
     "LifecycleStatistics",
     "MessageStatus",
     "approval_message",
@@ -64,8 +66,9 @@ RESERVED_MESSAGE_KEYS = frozenset({"status", "added_at", "status_changed_at"})
 message read from `get_messages()` or an exported file can be added again unchanged."""
 
 
-class MessageStatus(StrEnum):
-    """Where an approval-lifecycle message is (the seed's `MessageStatus`)."""
+class ApprovalStatus(StrEnum):
+    """Where an approval-lifecycle message is (incoming → pending approval → approved/rejected →
+    sent/failed). Not a delivery status: WhatsApp's sent/delivered/read is `DeliveryStatus`."""
 
     INCOMING = "incoming"
     PENDING_APPROVAL = "pending_approval"
@@ -75,9 +78,13 @@ class MessageStatus(StrEnum):
     FAILED = "failed"
 
 
-_S = MessageStatus
+MessageStatus = ApprovalStatus
+"""The seed-004 name of `ApprovalStatus` (`wastate.MessageStatus.INCOMING` keeps working); new
+code says `ApprovalStatus`."""
 
-TRANSITIONS: dict[MessageStatus, frozenset[MessageStatus]] = {
+_S = ApprovalStatus
+
+TRANSITIONS: dict[ApprovalStatus, frozenset[ApprovalStatus]] = {
     _S.INCOMING: frozenset({_S.PENDING_APPROVAL}),
     _S.PENDING_APPROVAL: frozenset({_S.APPROVED, _S.REJECTED, _S.SENT, _S.FAILED}),
     _S.APPROVED: frozenset({_S.SENT, _S.FAILED}),
@@ -87,12 +94,12 @@ TRANSITIONS: dict[MessageStatus, frozenset[MessageStatus]] = {
 }
 """Allowed moves. Anything not listed raises `InvalidTransition`."""
 
-BYPASSES_APPROVAL: frozenset[tuple[MessageStatus, MessageStatus]] = frozenset(
+BYPASSES_APPROVAL: frozenset[tuple[ApprovalStatus, ApprovalStatus]] = frozenset(
     {(_S.PENDING_APPROVAL, _S.SENT), (_S.PENDING_APPROVAL, _S.FAILED)}
 )
 """Moves that skip the human; refused while config `human_in_the_loop` is true."""
 
-STATISTIC_FOR_STATUS: dict[MessageStatus, str] = {
+STATISTIC_FOR_STATUS: dict[ApprovalStatus, str] = {
     _S.INCOMING: "total_incoming",
     _S.PENDING_APPROVAL: "total_pending_approval",
     _S.APPROVED: "total_approved",
@@ -103,21 +110,21 @@ STATISTIC_FOR_STATUS: dict[MessageStatus, str] = {
 """The counter each entry into a status increments (adding a message counts as an entry)."""
 
 
-def parse_message_status(value: object, *, field: str = "status") -> MessageStatus:
-    """`value` as a `MessageStatus`, or `InvalidInput` listing the known names."""
-    if isinstance(value, MessageStatus):
+def parse_message_status(value: object, *, field: str = "status") -> ApprovalStatus:
+    """`value` as a `ApprovalStatus`, or `InvalidInput` listing the known names."""
+    if isinstance(value, ApprovalStatus):
         return value
     if isinstance(value, str):
         try:
-            return MessageStatus(value.lower())
+            return ApprovalStatus(value.lower())
         except ValueError:
             pass
-    known = ", ".join(status.value for status in MessageStatus)
+    known = ", ".join(status.value for status in ApprovalStatus)
     raise InvalidInput(field, f"unknown message status {value!r}; expected one of {known}")
 
 
 def check_transition(
-    from_status: MessageStatus, to_status: MessageStatus, *, human_in_the_loop: bool
+    from_status: ApprovalStatus, to_status: ApprovalStatus, *, human_in_the_loop: bool
 ) -> None:
     """Raise `InvalidTransition` unless the table (and the approval guard) allow the move."""
     if to_status not in TRANSITIONS[from_status]:
@@ -129,7 +136,7 @@ def check_transition(
 
 
 def is_allowed(
-    from_status: MessageStatus, to_status: MessageStatus, *, human_in_the_loop: bool
+    from_status: ApprovalStatus, to_status: ApprovalStatus, *, human_in_the_loop: bool
 ) -> bool:
     """True iff `check_transition` would let the move through."""
     if to_status not in TRANSITIONS[from_status]:
@@ -153,13 +160,8 @@ def normalize_message_id(value: object, *, field: str = "message_id") -> str:
 
 def normalize_config_key(value: object, *, field: str = "key") -> str:
     """A config key as stored: a non-empty string of at most 256 characters."""
-    if not isinstance(value, str):
-        raise InvalidInput(field, f"config keys are strings, got {type(value).__name__}")
-    if not value:
-        raise InvalidInput(field, "must not be empty")
-    if len(value) > MAX_CONFIG_KEY_LENGTH:
-        raise InvalidInput(field, f"longer than {MAX_CONFIG_KEY_LENGTH} characters")
-    return check_text(value, field=field)
+    key = require_bounded_str(value, field=field, max_length=MAX_CONFIG_KEY_LENGTH)
+    return check_text(key, field=field)
 
 
 def approval_message(message_data: object) -> tuple[str, dict[str, Any]]:
@@ -180,17 +182,13 @@ def approval_message(message_data: object) -> tuple[str, dict[str, Any]]:
 STATISTIC_FIELDS: tuple[str, ...] = tuple(STATISTIC_FOR_STATUS.values())
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 class ApprovalRecord(BaseModel):
     """A lifecycle message as stored: the caller's dict (`payload`), its status and times."""
 
     model_config = ConfigDict(frozen=True)
 
     message_id: StorableStr = Field(min_length=1, max_length=MAX_MESSAGE_ID_LENGTH)
-    status: MessageStatus
+    status: ApprovalStatus
     payload: StorableJSONObject
     added_at: UtcTime
     status_changed_at: UtcTime
@@ -199,8 +197,8 @@ class ApprovalRecord(BaseModel):
         """The message as the seed hands it back: the caller's dict plus status and times."""
         document = dict(self.payload)
         document["status"] = self.status.value
-        document["added_at"] = _iso(self.added_at)
-        document["status_changed_at"] = _iso(self.status_changed_at)
+        document["added_at"] = isoformat(self.added_at)
+        document["status_changed_at"] = isoformat(self.status_changed_at)
         return document
 
 
@@ -218,7 +216,7 @@ class LifecycleStatistics(BaseModel):
     last_message_received: UtcTime | None = None
     last_message_sent: UtcTime | None = None
 
-    def total(self, status: MessageStatus) -> int:
+    def total(self, status: ApprovalStatus) -> int:
         """The counter of `status`."""
         value: int = getattr(self, STATISTIC_FOR_STATUS[status])
         return value
@@ -232,6 +230,6 @@ class LifecycleStatistics(BaseModel):
             "total_approved": self.total_approved,
             "total_rejected": self.total_rejected,
             "total_pending_approval": self.total_pending_approval,
-            "last_message_received": _iso(self.last_message_received),
-            "last_message_sent": _iso(self.last_message_sent),
+            "last_message_received": isoformat(self.last_message_received),
+            "last_message_sent": isoformat(self.last_message_sent),
         }

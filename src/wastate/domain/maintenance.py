@@ -8,12 +8,23 @@ limit at all".
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sized
 from datetime import datetime, timedelta
 
 from wastate.domain.storable import INT64_MAX, require_int
 from wastate.errors import InvalidInput
 
-__all__ = ["cutoff_before", "require_batch_size", "require_positive_age", "require_row_limit"]
+__all__ = [
+    "BATCH_SIZE",
+    "cutoff_before",
+    "drain",
+    "require_batch_size",
+    "require_positive_age",
+    "require_row_limit",
+]
+
+BATCH_SIZE = 1000
+"""How many rows one housekeeping statement touches when the caller does not say."""
 
 
 def require_positive_age(older_than: object, *, allow_zero: bool = False) -> timedelta:
@@ -46,3 +57,28 @@ def require_row_limit(limit: object, *, field: str = "limit") -> int | None:
     if limit is None:
         return None
     return require_int(limit, field=field, minimum=0, maximum=INT64_MAX)
+
+
+def drain(
+    batch: Callable[..., Sized | int],
+    older_than: timedelta,
+    *,
+    limit: int | None = None,
+    batch_size: int = BATCH_SIZE,
+    allow_zero: bool = False,
+) -> int:
+    """What every `purge`/`expire_idle` means: call `batch(older_than, limit=n)` (one statement
+    of at most n rows, returning the rows or their count) until a batch comes back short or
+    `limit` rows in all are done; how many. `limit` None drains everything."""
+    require_positive_age(older_than, allow_zero=allow_zero)
+    if limit is not None:
+        require_batch_size(limit)
+    done = 0
+    while limit is None or done < limit:
+        size = batch_size if limit is None else min(batch_size, limit - done)
+        rows = batch(older_than, limit=size)
+        count = rows if isinstance(rows, int) else len(rows)
+        done += count
+        if count < size:
+            break
+    return done

@@ -12,6 +12,7 @@ from wastate.domain.storable import check_text
 from wastate.errors import Conflict, InvalidInput
 
 __all__ = [
+    "MAX_CONVERSATION_ID_LENGTH",
     "ConversationMapping",
     "MappingStatus",
     "adds_communication_id",
@@ -21,6 +22,8 @@ __all__ = [
 ]
 
 MAX_CONVERSATION_ID_LENGTH = 128
+"""The one length limit of a conversation (and communication) id: the rule, the models, the
+HTTP schemas and the table columns all use it."""
 MAX_CONTACT_NAME_LENGTH = 256
 
 

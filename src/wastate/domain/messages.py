@@ -31,14 +31,20 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails
 
-from wastate.domain.mappings import validate_conversation_id
-from wastate.domain.storable import AwareUtcTime, Int32, StorableJSONObject, StorableStr
+from wastate.domain.ids import MAX_WA_ID_LENGTH
+from wastate.domain.mappings import MAX_CONVERSATION_ID_LENGTH, validate_conversation_id
+from wastate.domain.storable import (
+    AwareUtcTime,
+    Int32,
+    StorableJSONObject,
+    StorableStr,
+    invalid_input_from,
+    problem_text,
+)
 from wastate.errors import InvalidInput
 
 __all__ = [
@@ -125,30 +131,6 @@ def parse_delivery_status(value: object, *, field: str = "status") -> DeliverySt
     raise InvalidInput(field, f"unknown delivery status {value!r}; expected one of {known}")
 
 
-def invalid_input_from(exc: ValidationError, *, prefix: str = "") -> InvalidInput:
-    """The first problem of a pydantic `ValidationError` as `InvalidInput` naming its path.
-
-    Paths read like JSON paths: `entry[0].changes[0].value.statuses[1].timestamp`.
-    """
-    error = exc.errors(include_url=False)[0]
-    path = prefix
-    for part in error["loc"]:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else str(part)
-    return InvalidInput(path or "value", problem_text(error))
-
-
-def problem_text(error: ErrorDetails) -> str:
-    """What a pydantic error says, without pydantic's `Value error, ` prefix, and without the
-    field name an `InvalidInput` raised inside a validator carries (the path names it)."""
-    raised = error.get("ctx", {}).get("error")
-    if isinstance(raised, InvalidInput):
-        return raised.message
-    return str(error["msg"]).removeprefix("Value error, ")
-
-
 class MessageError(BaseModel):
     """WhatsApp's error for a failed message (`statuses[].errors[0]`)."""
 
@@ -165,14 +147,14 @@ class NewMessage(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
-    conversation_id: StorableStr | None = Field(None, max_length=128)
+    conversation_id: StorableStr | None = Field(None, max_length=MAX_CONVERSATION_ID_LENGTH)
     meta_message_id: StorableStr | None = Field(None, min_length=1, max_length=256)
     genesys_message_id: StorableStr | None = Field(None, min_length=1, max_length=256)
     direction: Direction
     status: DeliveryStatus = DeliveryStatus.SENT
     message_type: MessageType = MessageType.TEXT
     wa_id: StorableStr | None = Field(
-        None, max_length=140, description="the WhatsApp user, if known"
+        None, max_length=MAX_WA_ID_LENGTH, description="the WhatsApp user, if known"
     )
     media_type: StorableStr | None = Field(None, max_length=128)
     media_url: StorableStr | None = Field(None, max_length=2048)

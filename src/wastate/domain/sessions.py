@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_VALIDATION_INTERVAL_MINUTES",
     "ClientSessionState",
     "normalize_client_id",
+    "qr_required",
     "requires_qr_scan",
     "session_is_valid",
 ]
@@ -81,9 +82,22 @@ def session_is_valid(session: ClientSessionState | None, now: datetime) -> bool:
     return age < timedelta(minutes=session.validation_interval_minutes)
 
 
+def qr_required(*, authenticated: bool, session_valid: bool) -> bool:
+    """The QR rule on a session's two flags: needed iff not authenticated or explicitly invalid.
+
+    The repository writes the stored `requires_qr` column from this, so the rule has one home.
+    """
+    return not authenticated or not session_valid
+
+
 def requires_qr_scan(session: ClientSessionState | None) -> bool:
-    """QR needed iff not authenticated or explicitly invalid; staleness alone never needs one."""
-    return session is None or not session.authenticated or not session.session_valid
+    """QR needed iff not authenticated or explicitly invalid; staleness alone never needs one.
+
+    No record at all is a session that never authenticated: a scan is needed.
+    """
+    if session is None:
+        return True
+    return qr_required(authenticated=session.authenticated, session_valid=session.session_valid)
 
 
 def normalize_client_id(value: object, *, field: str = "client_id") -> str:

@@ -25,10 +25,12 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, Field
+from pydantic import AfterValidator, AwareDatetime, Field, ValidationError
+from pydantic_core import ErrorDetails
 
 from wastate.domain.clock import as_utc
 from wastate.errors import InvalidInput
@@ -45,7 +47,10 @@ __all__ = [
     "StorableStr",
     "UtcTime",
     "check_text",
+    "field_path",
+    "invalid_input_from",
     "json_value",
+    "problem_text",
     "require_int",
     "require_text",
     "text_problem",
@@ -193,3 +198,33 @@ UtcTime = Annotated[datetime, AfterValidator(_utc)]
 
 AwareUtcTime = Annotated[AwareDatetime, AfterValidator(_utc)]
 """A timezone-aware datetime expressible in UTC, handed on as aware UTC."""
+
+
+def field_path(loc: Sequence[int | str], *, prefix: str = "") -> str:
+    """A pydantic error location as a JSON path after `prefix`: `("entry", 0, "id")` →
+    `entry[0].id`; names are kept as they are. The one reader of `loc` (the HTTP errors too)."""
+    path = prefix
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def invalid_input_from(exc: ValidationError, *, prefix: str = "") -> InvalidInput:
+    """The first problem of a pydantic `ValidationError` as `InvalidInput` naming its path.
+
+    Paths read like JSON paths: `entry[0].changes[0].value.statuses[1].timestamp`.
+    """
+    error = exc.errors(include_url=False)[0]
+    return InvalidInput(field_path(error["loc"], prefix=prefix) or "value", problem_text(error))
+
+
+def problem_text(error: ErrorDetails) -> str:
+    """What a pydantic error says, without pydantic's `Value error, ` prefix, and without the
+    field name an `InvalidInput` raised inside a validator carries (the path names it)."""
+    raised = error.get("ctx", {}).get("error")
+    if isinstance(raised, InvalidInput):
+        return raised.message
+    return str(error["msg"]).removeprefix("Value error, ")

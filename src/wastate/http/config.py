@@ -1,9 +1,11 @@
-"""The HTTP service's own settings: default tenant, API-key enforcement, webhook secrets.
+"""The HTTP service's settings as it reads them: a view of `Settings`' HTTP part.
 
-`HttpConfig.from_environment()` takes them from the store's `Settings` (`WASTATE_DEFAULT_TENANT`,
-`WASTATE_REQUIRE_API_KEY`, `WASTATE_WEBHOOK_APP_SECRET`, `WASTATE_WEBHOOK_VERIFY_TOKEN`,
-`WASTATE_WEBHOOK_TENANTS`, `WASTATE_API_KEY_CACHE_SECONDS`); `create_app(store, config=…)` takes
-them explicitly (tests and embedders build one by hand).
+The settings and their rules live in `wastate.settings.HttpSettings` (part of `Settings`:
+`WASTATE_DEFAULT_TENANT`, `WASTATE_REQUIRE_API_KEY`, `WASTATE_WEBHOOK_APP_SECRET`,
+`WASTATE_WEBHOOK_VERIFY_TOKEN`, `WASTATE_WEBHOOK_TENANTS`, `WASTATE_API_KEY_CACHE_SECONDS`).
+`HttpConfig.from_environment()` takes them from the store's `Settings`; `create_app(store,
+config=…)` takes a hand-built one (tests, embedders), checked by the same rules. The view only
+adds the parsed form of the webhook bindings.
 """
 
 from __future__ import annotations
@@ -11,9 +13,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from wastate.domain.ids import normalize_tenant_id
-from wastate.errors import ConfigurationError, InvalidInput
-from wastate.settings import Settings, check_webhook_tenants, parse_webhook_tenants
+from pydantic import ValidationError
+
+from wastate.errors import ConfigurationError
+from wastate.settings import (
+    HttpSettings,
+    Settings,
+    check_webhook_tenants,
+    configuration_error,
+    parse_webhook_tenants,
+)
 
 __all__ = ["HttpConfig"]
 
@@ -37,24 +46,23 @@ class HttpConfig:
     """How long a verified key is trusted without asking the database (the revocation delay)."""
 
     def __post_init__(self) -> None:
-        if self.default_tenant is not None:
-            try:
-                normalize_tenant_id(self.default_tenant)
-            except InvalidInput as exc:
-                raise ConfigurationError(f"WASTATE_DEFAULT_TENANT: {exc.message}") from exc
-        if self.webhook_app_secret is not None and not self.webhook_app_secret.strip():
-            raise ConfigurationError(
-                "WASTATE_WEBHOOK_APP_SECRET: must not be empty (unset it to accept unsigned "
-                "webhooks)"
+        # A hand-built config is held to the settings' own rules (one place: HttpSettings).
+        try:
+            HttpSettings(
+                default_tenant=self.default_tenant,
+                require_api_key=self.require_api_key,
+                api_key_cache_seconds=self.api_key_cache_seconds,
+                webhook_app_secret=self.webhook_app_secret,
+                webhook_verify_token=self.webhook_verify_token,
             )
+        except ValidationError as exc:
+            raise configuration_error(exc) from exc
         try:
             bindings = check_webhook_tenants(self.webhook_tenants)
         except ValueError as exc:
             raise ConfigurationError(f"WASTATE_WEBHOOK_TENANTS: {exc}") from exc
         # Normalised tenant ids, and a private copy the caller cannot change afterwards.
         object.__setattr__(self, "webhook_tenants", bindings)
-        if self.api_key_cache_seconds < 0:
-            raise ConfigurationError("api_key_cache_seconds must not be negative")
 
     @classmethod
     def from_environment(cls, settings: Settings) -> HttpConfig:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from wastate.domain.messages import problem_text
+from wastate.domain.storable import field_path, problem_text
 from wastate.errors import (
     ConfigurationError,
     Conflict,
@@ -121,10 +121,9 @@ _SNAKE_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
 
 
 def json_path(loc: Sequence[int | str]) -> str:
-    """A validation error's location as a JSON path: `("body", "error", "code")` →
-    `body.error.code`, `("entry", 0, "id")` → `entry[0].id`; the names are kept as they are."""
-    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
-    return path.removeprefix(".") or "request"
+    """A validation error's location as a JSON path (`domain.storable.field_path`), naming the
+    whole request when the location is empty."""
+    return field_path(loc) or "request"
 
 
 def api_field(path: str) -> str:

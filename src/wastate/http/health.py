@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from wastate.errors import one_line
 from wastate.store import Store
 
 __all__ = ["HealthChecker"]
@@ -20,11 +21,6 @@ _SELECT_ONE = text("SELECT 1")
 
 def _elapsed_ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
-
-
-def _one_line(exc: BaseException) -> str:
-    text_ = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return (text_[0] if text_ else type(exc).__name__)[:300]
 
 
 class HealthChecker:
@@ -88,5 +84,5 @@ def _down(started: float, backend: str, exc: BaseException) -> dict[str, Any]:
         "status": "down",
         "latencyMs": _elapsed_ms(started),
         "backend": backend,
-        "error": _one_line(exc),
+        "error": one_line(exc, limit=300),
     }

@@ -18,8 +18,9 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from wastate import webhooks
-from wastate.domain.ids import require_external_id
-from wastate.domain.messages import problem_text
+from wastate.domain.ids import MAX_WA_ID_LENGTH, require_external_id
+from wastate.domain.mappings import MAX_CONVERSATION_ID_LENGTH
+from wastate.domain.storable import problem_text
 from wastate.errors import InvalidInput
 from wastate.http.config import HttpConfig
 from wastate.http.errors import (
@@ -67,11 +68,13 @@ WaIdPath = Annotated[
     Path(
         alias="waId",
         min_length=1,
-        max_length=140,
+        max_length=MAX_WA_ID_LENGTH,
         description="`+919876543210`, `919876543210@c.us`, … or a business-scoped id",
     ),
 ]
-ConversationIdPath = Annotated[str, Path(alias="conversationId", min_length=1, max_length=128)]
+ConversationIdPath = Annotated[
+    str, Path(alias="conversationId", min_length=1, max_length=MAX_CONVERSATION_ID_LENGTH)
+]
 MessageIdPath = Annotated[
     str, Path(alias="messageId", min_length=1, max_length=256, description="either message id")
 ]

@@ -7,13 +7,19 @@ the schemathesis test checks that every answer still matches these models.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from wastate.domain.mappings import ConversationMapping, MappingStatus
+from wastate.domain.clock import isoformat
+from wastate.domain.ids import MAX_WA_ID_LENGTH
+from wastate.domain.mappings import (
+    MAX_CONVERSATION_ID_LENGTH,
+    ConversationMapping,
+    MappingStatus,
+)
 from wastate.domain.messages import (
     DeliveryStatus,
     Direction,
@@ -23,6 +29,7 @@ from wastate.domain.messages import (
     StatusEvent,
     TrackedMessage,
 )
+from wastate.domain.storable import AwareUtcTime
 
 __all__ = [
     "CorrelateRequest",
@@ -61,14 +68,7 @@ class _Camel(BaseModel):
         return value
 
 
-def _utc(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except OverflowError as exc:
-        raise ValueError("is outside the representable range once converted to UTC") from exc
-
-
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+UtcDatetime = AwareUtcTime
 """An ISO 8601 time with a zone, converted to UTC (refused if that overflows)."""
 
 _INT32 = 2**31 - 1
@@ -76,10 +76,7 @@ _INT32 = 2**31 - 1
 
 def iso(value: datetime | None) -> str | None:
     """An aware UTC datetime as ISO 8601 with a `Z`, as every answer writes times."""
-    if value is None:
-        return None
-    text = value.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
+    return isoformat(value, zulu=True)
 
 
 def camelize(data: Any) -> Any:
@@ -128,8 +125,8 @@ def mapping_body(mapping: ConversationMapping) -> dict[str, Any]:
 class CorrelateRequest(_Camel):
     """The contact center's ids for the user's active conversation (set once)."""
 
-    conversation_id: str = Field(min_length=1, max_length=128)
-    communication_id: str | None = Field(None, min_length=1, max_length=128)
+    conversation_id: str = Field(min_length=1, max_length=MAX_CONVERSATION_ID_LENGTH)
+    communication_id: str | None = Field(None, min_length=1, max_length=MAX_CONVERSATION_ID_LENGTH)
 
 
 # --- messages ---------------------------------------------------------------------------------
@@ -149,12 +146,12 @@ class TrackMessageRequest(_Camel):
 
     meta_message_id: str | None = Field(None, min_length=1, max_length=256)
     genesys_message_id: str | None = Field(None, min_length=1, max_length=256)
-    conversation_id: str | None = Field(None, min_length=1, max_length=128)
+    conversation_id: str | None = Field(None, min_length=1, max_length=MAX_CONVERSATION_ID_LENGTH)
     tenant_id: str | None = Field(None, description="must agree with X-Tenant-ID / the API key")
     direction: Direction
     status: DeliveryStatus = DeliveryStatus.SENT
     message_type: MessageType = MessageType.TEXT
-    wa_id: str | None = Field(None, min_length=1, max_length=140)
+    wa_id: str | None = Field(None, min_length=1, max_length=MAX_WA_ID_LENGTH)
     media_type: str | None = Field(None, max_length=128)
     media_url: str | None = Field(None, max_length=2048)
     media_id: str | None = Field(None, max_length=256)

@@ -34,7 +34,7 @@ from wastate.db.dialect import Dialect, per_dialect
 from wastate.db.tables import ApprovalMessage, ApprovalTransition
 from wastate.domain.lifecycle import (
     ApprovalRecord,
-    MessageStatus,
+    ApprovalStatus,
     normalize_message_id,
     parse_message_status,
 )
@@ -137,7 +137,7 @@ _HISTORY = (
     .order_by(_hc.id)
 )
 
-Transition = tuple[MessageStatus | None, MessageStatus, datetime, str | None]
+Transition = tuple[ApprovalStatus | None, ApprovalStatus, datetime, str | None]
 """One history entry: (from status — None for the add —, to status, when, the reason given)."""
 
 
@@ -145,7 +145,7 @@ def _record(row: Row[Any]) -> ApprovalRecord:
     # Rows were validated on the way in; skipping validation on the way out halves export time.
     return ApprovalRecord.model_construct(
         message_id=row[0],
-        status=MessageStatus(row[1]),
+        status=ApprovalStatus(row[1]),
         payload=row[2],
         added_at=row[3],
         status_changed_at=row[4],
@@ -172,7 +172,7 @@ class ApprovalRepository:
         self,
         key: dict[str, Any],
         message_id: str,
-        status: MessageStatus,
+        status: ApprovalStatus,
         payload: Any,
         at: datetime,
     ) -> int | None:
@@ -192,8 +192,8 @@ class ApprovalRepository:
         self,
         client_id: str,
         message_id: str,
-        source: MessageStatus,
-        target: MessageStatus,
+        source: ApprovalStatus,
+        target: ApprovalStatus,
         at: datetime,
     ) -> int | None:
         """Move the message if it is in `source` now: the moved row's id, or None."""
@@ -211,8 +211,8 @@ class ApprovalRepository:
     def _record_move(
         self,
         row_id: int,
-        source: MessageStatus | None,
-        target: MessageStatus,
+        source: ApprovalStatus | None,
+        target: ApprovalStatus,
         at: datetime,
         reason: str | None = None,
     ) -> None:
@@ -235,7 +235,7 @@ class ApprovalRepository:
         return None if row is None else _record(row)
 
     def in_status(
-        self, client_id: str, status: MessageStatus | str, limit: int | None = None
+        self, client_id: str, status: ApprovalStatus | str, limit: int | None = None
     ) -> list[ApprovalRecord]:
         """The messages in `status`, in the order they entered it; `limit` keeps the newest."""
         params = {**self._key(client_id), "bucket": parse_message_status(status).value}
@@ -246,7 +246,7 @@ class ApprovalRepository:
         return [_record(row) for row in reversed(rows)]
 
     def iter_bucket(
-        self, client_id: str, status: MessageStatus | str, *, batch_size: int | None = None
+        self, client_id: str, status: ApprovalStatus | str, *, batch_size: int | None = None
     ) -> Iterator[ApprovalRecord]:
         """The messages in `status` in bucket order, fetched `batch_size` at a time (keyset
         pagination on the bucket index), so memory stays flat however long the history. Run it
@@ -268,25 +268,25 @@ class ApprovalRepository:
             cursor = {"after_at": last[4], "after_id": last[5]}
             batch = self._db.read(_BUCKET_AFTER, {**params, **cursor}).all()
 
-    def counts(self, client_id: str) -> dict[MessageStatus, int]:
+    def counts(self, client_id: str) -> dict[ApprovalStatus, int]:
         """How many messages are in each status now."""
         found = {
-            MessageStatus(status): int(count)
+            ApprovalStatus(status): int(count)
             for status, count in self._db.read(_COUNTS, self._key(client_id))
         }
-        return {status: found.get(status, 0) for status in MessageStatus}
+        return {status: found.get(status, 0) for status in ApprovalStatus}
 
     def history(self, client_id: str, message_id: str) -> list[Transition]:
         """Every move of a message, oldest first (the add is the first, from None)."""
         params = {**self._key(client_id), "m_id": normalize_message_id(message_id)}
         rows = self._db.read(_HISTORY, params)
         return [
-            (None if source is None else MessageStatus(source), MessageStatus(target), at, why)
+            (None if source is None else ApprovalStatus(source), ApprovalStatus(target), at, why)
             for source, target, at, why in rows
         ]
 
     @atomic
-    def clear(self, client_id: str, status: MessageStatus | str | None = None) -> int:
+    def clear(self, client_id: str, status: ApprovalStatus | str | None = None) -> int:
         """Delete the messages in `status` (every status when None) with their history;
         statistics are kept. Returns how many were deleted."""
         key = self._key(client_id)

@@ -12,7 +12,7 @@ with one mapping, and all of them return it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -25,7 +25,14 @@ from wastate.db.prepared import Prepared
 from wastate.db.tables import ACTIVE_ONLY, ConversationMappingRow
 from wastate.domain.clock import as_utc
 from wastate.domain.ids import normalize_wa_id
-from wastate.domain.maintenance import cutoff_before, require_batch_size, require_positive_age
+from wastate.domain.maintenance import (
+    BATCH_SIZE as _BATCH_SIZE,
+)
+from wastate.domain.maintenance import (
+    cutoff_before,
+    drain,
+    require_batch_size,
+)
 from wastate.domain.mappings import (
     ConversationMapping,
     MappingStatus,
@@ -110,7 +117,7 @@ class MappingRepository(Protocol):
 class BatchedMaintenance:
     """`expire_idle` and `purge` as loops over the batch methods, shared by every implementation."""
 
-    BATCH_SIZE = 1000
+    BATCH_SIZE = _BATCH_SIZE
 
     def expire_batch(self, older_than: timedelta, *, limit: int) -> list[ConversationMapping]:
         raise NotImplementedError
@@ -120,11 +127,11 @@ class BatchedMaintenance:
 
     def expire_idle(self, older_than: timedelta, *, limit: int | None = None) -> int:
         """Expire active mappings idle for longer than `older_than`, in batches; how many."""
-        return _drain(self.expire_batch, older_than, limit, self.BATCH_SIZE)
+        return drain(self.expire_batch, older_than, limit=limit, batch_size=self.BATCH_SIZE)
 
     def purge(self, older_than: timedelta, *, limit: int | None = None) -> int:
         """Delete closed/expired mappings closed more than `older_than` ago; how many."""
-        return _drain(self.purge_batch, older_than, limit, self.BATCH_SIZE)
+        return drain(self.purge_batch, older_than, limit=limit, batch_size=self.BATCH_SIZE)
 
 
 def check_refreshes(refreshes: object) -> list[tuple[str, datetime]]:
@@ -141,25 +148,6 @@ def check_refreshes(refreshes: object) -> list[tuple[str, datetime]]:
             raise InvalidInput(f"{field}[1]", "must be a timezone-aware datetime")
         checked.append((normalize_wa_id(wa_id, field=f"{field}[0]"), as_utc(at, field=field)))
     return checked
-
-
-def _drain(
-    batch: Callable[..., list[ConversationMapping]],
-    older_than: timedelta,
-    limit: int | None,
-    batch_size: int,
-) -> int:
-    require_positive_age(older_than)
-    if limit is not None:
-        require_batch_size(limit)
-    done = 0
-    while limit is None or done < limit:
-        size = batch_size if limit is None else min(batch_size, limit - done)
-        rows = batch(older_than, limit=size)
-        done += len(rows)
-        if len(rows) < size:
-            break
-    return done
 
 
 def to_mapping(row: Sequence[Any]) -> ConversationMapping:

@@ -62,7 +62,7 @@ from wastate.db.tables import (
 )
 from wastate.domain.clock import as_utc
 from wastate.domain.ids import normalize_wa_id, require_external_id
-from wastate.domain.maintenance import cutoff_before, require_batch_size
+from wastate.domain.maintenance import BATCH_SIZE, cutoff_before, drain, require_batch_size
 from wastate.domain.mappings import validate_conversation_id
 from wastate.domain.messages import (
     STATUS_RANK,
@@ -1296,9 +1296,16 @@ class MessageRepository:
         return [_status_entry(row._mapping, row.external_id) for row in rows]
 
     @atomic
-    def purge(self, older_than: timedelta, *, limit: int = 1000) -> int:
+    def purge(self, older_than: timedelta, *, limit: int | None = None) -> int:
+        """Delete the tracked messages created more than `older_than` ago, with their status
+        history, oldest first, in batches of 1,000 — all of them, or at most `limit`; how many.
+        The same meaning as `mappings.purge`; `purge_batch` is one batch."""
+        return drain(self.purge_batch, older_than, limit=limit)
+
+    @atomic
+    def purge_batch(self, older_than: timedelta, *, limit: int = BATCH_SIZE) -> int:
         """Delete up to `limit` tracked messages created more than `older_than` ago, oldest
-        first, with their status history; how many."""
+        first, with their status history, in one statement; how many."""
         cutoff = cutoff_before(self._db.now(), older_than)
         result = self._db.write(
             _PURGE,
@@ -1307,8 +1314,15 @@ class MessageRepository:
         return int(result.rowcount)
 
     @atomic
-    def purge_pending(self, older_than: timedelta, *, limit: int = 1000) -> int:
-        """Delete up to `limit` parked events recorded more than `older_than` ago; how many."""
+    def purge_pending(self, older_than: timedelta, *, limit: int | None = None) -> int:
+        """Delete the parked events recorded more than `older_than` ago (zero: all of them), in
+        batches of 1,000 — all, or at most `limit`; how many. `purge_pending_batch` is one batch."""
+        return drain(self.purge_pending_batch, older_than, limit=limit, allow_zero=True)
+
+    @atomic
+    def purge_pending_batch(self, older_than: timedelta, *, limit: int = BATCH_SIZE) -> int:
+        """Delete up to `limit` parked events recorded more than `older_than` ago, in one
+        statement; how many."""
         cutoff = cutoff_before(self._db.now(), older_than, allow_zero=True)
         params = {
             "tenant": self._db.tenant_id,

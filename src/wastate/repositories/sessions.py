@@ -19,6 +19,7 @@ from wastate.domain.sessions import (
     DEFAULT_VALIDATION_INTERVAL_MINUTES,
     ClientSessionState,
     normalize_client_id,
+    qr_required,
     requires_qr_scan,
 )
 from wastate.domain.storable import INT32_MAX, json_value, require_int, require_text
@@ -60,7 +61,7 @@ def _insert(dialect: Dialect, **overrides: Any) -> Any:
         "client_id": bindparam("client_id"),
         "authenticated": False,
         "session_valid": False,
-        "requires_qr": True,
+        "requires_qr": requires_qr_scan(None),  # the default row never authenticated
         "session_path": DEFAULT_SESSION_PATH,
         "validation_interval_minutes": DEFAULT_VALIDATION_INTERVAL_MINUTES,
         "created_at": bindparam("now", type_=_c.created_at.type),
@@ -112,7 +113,8 @@ def _invalidate(dialect: Dialect) -> Insert:
         index_elements=[_c.tenant_id, _c.client_id],
         set_={
             "session_valid": False,
-            "requires_qr": True,
+            # session_valid is now False, which decides the rule whatever `authenticated` holds
+            "requires_qr": qr_required(authenticated=True, session_valid=False),
             "invalid_reason": ex.invalid_reason,
             "invalidated_at": ex.invalidated_at,
             "updated_at": ex.updated_at,
@@ -207,7 +209,9 @@ class SessionRepository:
                 "now": now,
                 "authenticated": authenticated,
                 "session_valid": authenticated,
-                "requires_qr": not authenticated,
+                "requires_qr": qr_required(
+                    authenticated=authenticated, session_valid=authenticated
+                ),
                 "last_authenticated": now if authenticated else None,
                 "last_validation": now,
                 "account_info": account_info,

@@ -18,8 +18,8 @@ from wastate.domain.clock import as_utc
 from wastate.domain.lifecycle import (
     STATISTIC_FIELDS,
     STATISTIC_FOR_STATUS,
+    ApprovalStatus,
     LifecycleStatistics,
-    MessageStatus,
     parse_message_status,
 )
 from wastate.domain.sessions import normalize_client_id
@@ -51,7 +51,7 @@ def _zero_row() -> dict[str, Any]:
     }
 
 
-def _upsert_increment(dialect: Dialect, status: MessageStatus) -> Insert:
+def _upsert_increment(dialect: Dialect, status: ApprovalStatus) -> Insert:
     """`INSERT … ON CONFLICT DO UPDATE SET total_x = total_x + 1` for one status."""
     field = STATISTIC_FOR_STATUS[status]
     values: dict[str, Any] = {
@@ -60,10 +60,10 @@ def _upsert_increment(dialect: Dialect, status: MessageStatus) -> Insert:
         **{name: (1 if name == field else 0) for name in STATISTIC_FIELDS},
     }
     updates: dict[str, Any] = {field: _c[field] + 1}
-    if status is MessageStatus.INCOMING:
+    if status is ApprovalStatus.INCOMING:
         values["last_message_received"] = bindparam("at")
         updates["last_message_received"] = bindparam("at")
-    if status is MessageStatus.SENT:
+    if status is ApprovalStatus.SENT:
         values["last_message_sent"] = bindparam("at")
         updates["last_message_sent"] = bindparam("at")
     statement = dialect.insert(_t).values(**values)
@@ -90,7 +90,8 @@ def _upsert_replace(dialect: Dialect) -> Insert:
 
 _INCREMENT = per_dialect(
     lambda dialect: {
-        status: precompiled(_upsert_increment(dialect, status), dialect) for status in MessageStatus
+        status: precompiled(_upsert_increment(dialect, status), dialect)
+        for status in ApprovalStatus
     }
 )
 _REPLACE = precompiled_per_dialect(_upsert_replace)
@@ -115,7 +116,7 @@ class StatisticsRepository:
         return LifecycleStatistics.model_validate(dict(row))
 
     @atomic
-    def record_entry(self, client_id: str, status: MessageStatus, at: datetime) -> None:
+    def record_entry(self, client_id: str, status: ApprovalStatus, at: datetime) -> None:
         """Count one entry into `status` (and stamp last received/sent), atomically."""
         statement = self._increment[parse_message_status(status)]
         if not isinstance(at, datetime) or at.utcoffset() is None:

@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from wastate.domain.clock import as_utc
+from wastate.domain.clock import isoformat as _iso
 from wastate.domain.lifecycle import (
     RESERVED_MESSAGE_KEYS,
     ApprovalRecord,
@@ -143,10 +144,6 @@ def restore(uow: UnitOfWork, parsed: ParsedState, client_id: str) -> int:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 def session_document(session: ClientSessionState) -> dict[str, Any]:
