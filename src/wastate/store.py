@@ -20,7 +20,7 @@ from wastate.domain.clock import Clock, Monotonic, utcnow
 from wastate.errors import ConfigurationError
 from wastate.repositories.mappings import SqlMappingRepository
 from wastate.settings import Settings, load_settings
-from wastate.uow import UnitOfWork
+from wastate.uow import UnitOfWork, UnitOfWorkResources
 
 if TYPE_CHECKING:
     from wastate.repositories.base import Database
@@ -58,6 +58,12 @@ class Store:
         self._closed = False
         self._close_lock = threading.Lock()
         self._init_mapping_layer()
+        self._uow_resources = UnitOfWorkResources(
+            engine=self.engine,
+            dialect=self.dialect,
+            clock=self.clock,
+            mappings=self._mapping_repository,
+        )
 
     def _init_mapping_layer(self) -> None:
         """Build the store-level parts of the mapping repository (cache, activity writer)."""
@@ -74,7 +80,7 @@ class Store:
 
     def unit_of_work(self, tenant_id: str) -> UnitOfWork:
         """A unit of work bound to `tenant_id`; use it as a context manager."""
-        return UnitOfWork(self, tenant_id)
+        return UnitOfWork(self._uow_resources, tenant_id)
 
     def migrate(self, revision: str = "head") -> None:
         """Upgrade the schema to `revision` (`alembic upgrade head`, `wastate migrate`)."""

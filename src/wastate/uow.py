@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -34,9 +35,12 @@ from wastate.repositories.statistics import StatisticsRepository
 from wastate.services.approvals import ApprovalLifecycle
 
 if TYPE_CHECKING:
-    from wastate.store import Store
+    from sqlalchemy import Engine
 
-__all__ = ["UnitOfWork"]
+    from wastate.domain.clock import Clock
+    from wastate.repositories.base import Database
+
+__all__ = ["UnitOfWork", "UnitOfWorkResources"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,18 @@ def _broken(exc: BaseException, connection: Connection | None) -> bool:
     if isinstance(driver, psycopg.Connection) and (driver.broken or driver.closed):
         return True
     return isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None
+
+
+@dataclass(frozen=True, slots=True)
+class UnitOfWorkResources:
+    """What every unit of work of a store shares, handed in by the store (so this module never
+    imports the store: the dependencies point one way, as in a composition root)."""
+
+    engine: Engine
+    dialect: Dialect
+    clock: Clock
+    mappings: Callable[[Database], MappingRepository]
+    """Builds the unit of work's mapping repository (the store's cache decorator over SQL)."""
 
 
 class _TenantDatabase:
@@ -104,14 +120,14 @@ class _TenantDatabase:
         "tenant_id",
     )
 
-    def __init__(self, store: Store, tenant_id: str) -> None:
+    def __init__(self, resources: UnitOfWorkResources, tenant_id: str) -> None:
         self.tenant_id = tenant_id
-        self._engine = store.engine
-        self._clock = store.clock
-        self.dialect: Dialect = store.dialect
+        self._engine = resources.engine
+        self._clock = resources.clock
+        self.dialect: Dialect = resources.dialect
         # Read once: both are asked on every statement.
-        self._to_driver = store.dialect.prepared_statements
-        self._begin = store.dialect.begin
+        self._to_driver = resources.dialect.prepared_statements
+        self._begin = resources.dialect.begin
         self._connection: Connection | None = None
         self._in_transaction = False
         # (callback after COMMIT, callback when COMMIT's outcome is unknown)
@@ -429,10 +445,10 @@ class UnitOfWork:
     `rollback()` give explicit control; the unit of work stays usable after either.
     """
 
-    def __init__(self, store: Store, tenant_id: str) -> None:
+    def __init__(self, resources: UnitOfWorkResources, tenant_id: str) -> None:
         self.tenant_id: str = normalize_tenant_id(tenant_id)
-        self._store = store
-        self._db = _TenantDatabase(store, self.tenant_id)
+        self._make_mappings = resources.mappings
+        self._db = _TenantDatabase(resources, self.tenant_id)
         self._mappings: MappingRepository | None = None
         self._messages: MessageRepository | None = None
         self._sessions: SessionRepository | None = None
@@ -486,7 +502,7 @@ class UnitOfWork:
     def mappings(self) -> MappingRepository:
         """Conversation mappings of this tenant (cached as the store is configured)."""
         if self._mappings is None:
-            self._mappings = self._store._mapping_repository(self._db)
+            self._mappings = self._make_mappings(self._db)
         return self._mappings
 
     @property
