@@ -100,18 +100,32 @@ def error_values(error: MessageError) -> tuple[Any, ...]:
 
 # ------------------------------------------------------------------ a new message as a row
 
+AT_FIELD = {status: status.timestamp_field for status in DeliveryStatus}
+# The given columns that are often NULL: left out of a new record when they are.
+_OPTIONAL = tuple(
+    name for name in GIVEN_COLUMNS if name not in _REQUIRED and name not in ERROR_COLUMNS
+)
+_ENUMS = ("direction", "status", "message_type")
+
+
+def first_at(item: NewMessage, now: datetime) -> datetime:
+    """The time of the status a message is tracked with."""
+    return now if item.occurred_at is None else as_utc(item.occurred_at)
+
 
 def given_values(item: NewMessage) -> tuple[Any, ...]:
-    """The one encoding of a new message: its `GIVEN_COLUMNS` values, enums as stored."""
+    """A new message as a row: its `GIVEN_COLUMNS` values, in order, enums as members (a `str`:
+    `json` writes its value). `new_row` and `given_array` are this tuple in the shape their
+    statement binds."""
     error = item.error
     return (
         item.meta_message_id,
         item.genesys_message_id,
         item.conversation_id,
         item.wa_id,
-        item.direction.value,
-        item.status.value,
-        item.message_type.value,
+        item.direction,
+        item.status,
+        item.message_type,
         item.media_type,
         item.media_url,
         item.media_id,
@@ -124,17 +138,16 @@ def given_values(item: NewMessage) -> tuple[Any, ...]:
     )
 
 
-def first_at(item: NewMessage, now: datetime) -> datetime:
-    """The time of the status a message is tracked with."""
-    return now if item.occurred_at is None else as_utc(item.occurred_at)
-
-
 def new_row(item: NewMessage, tenant: str, now: datetime) -> dict[str, Any]:
-    """The `message_tracking` row `track` inserts for `item`: every `STORED_COLUMNS` value."""
+    """The `message_tracking` row `track` inserts for `item`: every `STORED_COLUMNS` value,
+    enums as their stored strings (one `track` on PostgreSQL; SQLite's `executemany`)."""
     row: dict[str, Any] = dict.fromkeys(STORED_COLUMNS)
     row.update(zip(GIVEN_COLUMNS, given_values(item), strict=True))
-    row[item.status.timestamp_field] = first_at(item, now)
-    row.update(tenant_id=tenant, created_at=now, updated_at=now)
+    for name in _ENUMS:
+        row[name] = row[name].value
+    row[AT_FIELD[item.status]] = first_at(item, now)
+    row["tenant_id"] = tenant
+    row["created_at"] = row["updated_at"] = now
     return row
 
 
@@ -148,18 +161,31 @@ _RECORDS = TypeAdapter(list[TrackedMessage])
 
 
 def _record_data(item: NewMessage, tenant: str, now: datetime) -> dict[str, Any]:
-    """The `TrackedMessage` fields of `item` just inserted.
-
-    Only the fields that have a value (or no default) are given: the others take the model's
-    default (None) unvalidated, which halves the cost of a batch's records.
-    """
-    data = {
-        name: value
-        for name, value in zip(GIVEN_COLUMNS, given_values(item), strict=True)
-        if value is not None or name in _REQUIRED
+    """The `TrackedMessage` fields of `item` just inserted: the second encoding of a new
+    message, and the only other one. It reads `item` itself rather than `given_values`: only
+    the fields that have a value (or no default) are given, so the others take the model's
+    default (None) unvalidated, which halves the cost of a batch's records; filtering the row
+    tuple instead doubles the cost of building it (2.0 against 0.9 µs a message, measured)."""
+    data: dict[str, Any] = {
+        "tenant_id": tenant,
+        "meta_message_id": item.meta_message_id,
+        "genesys_message_id": item.genesys_message_id,
+        "conversation_id": item.conversation_id,
+        "direction": item.direction,
+        "status": item.status,
+        "message_type": item.message_type,
+        AT_FIELD[item.status]: first_at(item, now),
+        "created_at": now,
+        "updated_at": now,
+        "created": True,
     }
-    data[item.status.timestamp_field] = first_at(item, now)
-    data.update(tenant_id=tenant, created_at=now, updated_at=now, created=True)
+    for name in _OPTIONAL:
+        value = getattr(item, name)
+        if value is not None:
+            data[name] = value
+    error = item.error
+    if error is not None:
+        data.update(zip(ERROR_COLUMNS, error_values(error), strict=True))
     return data
 
 
