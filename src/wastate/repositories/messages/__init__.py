@@ -10,7 +10,7 @@ One module per idea:
 - `sqlite.py`: the SQLite writer and its statements (one `executemany` per step under SQLite's
   write lock);
 - `rule.py`: the status rule in SQL, the only place it is written;
-- `rows.py`: tables, column lists, a new message as a row (one encoding), rows as records;
+- `rows.py`: tables, column lists, a new message as its row and as its record, rows as records;
 - `inputs.py`: caller input validated into `NewMessage`s and events;
 - `results.py`: what the batch writes answer.
 

@@ -1,6 +1,7 @@
 """Rows and records of the message-tracking family: the tables, their column lists (one per
-purpose), a new message as the row `track` inserts (one encoding, `given_values`, in the shapes
-the writers bind), and stored rows back as `TrackedMessage` / `StatusEvent` records."""
+purpose), a new message as the row `track` inserts (`given_values`, in the shapes the writers
+bind) and as the record it answers with, and stored rows back as `TrackedMessage` /
+`StatusEvent` records."""
 
 from __future__ import annotations
 
@@ -78,9 +79,6 @@ class Event(NamedTuple):
     at: datetime
     error: MessageError | None
     payload: dict[str, Any] | None
-
-    def error_field(self, name: str) -> Any:
-        return None if self.error is None else getattr(self.error, name)
 
     def error_values(self) -> tuple[Any, ...]:
         return NO_ERROR if self.error is None else error_values(self.error)

@@ -19,7 +19,7 @@ from wastate.domain.messages import NewMessage, TrackedMessage
 from wastate.repositories.base import Database
 from wastate.repositories.messages.reads import IDS, ROWS_BY_IDS, ROWS_BY_PKS, TENANT
 from wastate.repositories.messages.rows import (
-    ERROR_FIELDS,
+    ERROR_COLUMNS,
     HISTORY,
     PARKED,
     TRACKED,
@@ -69,7 +69,7 @@ def _row_params(e: Event, now: datetime) -> dict[str, Any]:
         "status": e.status.value,
         "occurred_at": e.at,
         "recorded_at": now,
-        **{f"error_{n}": e.error_field(n) for n in ERROR_FIELDS},
+        **dict(zip(ERROR_COLUMNS, e.error_values(), strict=True)),
         "payload": e.payload,
     }
 
@@ -85,7 +85,7 @@ def _event_params(pk: int, e: Event, now: datetime) -> dict[str, Any]:
         "e_pricing": payload.get("pricing"),
         "e_conversation": payload.get("conversation"),
         "e_callback": payload.get("biz_opaque_callback_data"),
-        **{f"e_error_{n}": e.error_field(n) for n in ERROR_FIELDS},
+        **{f"e_{column}": v for column, v in zip(ERROR_COLUMNS, e.error_values(), strict=True)},
     }
 
 
