@@ -86,7 +86,6 @@ def test_a_store_and_its_units_of_work_ask_one_dialect(
     assert store.dialect is expected
     with store.unit_of_work("t") as uow:
         assert uow._db.dialect is expected
-        assert uow._db.dialect_name == expected.name  # the temporary compat property
 
 
 def test_a_snapshot_is_what_the_dialect_says(
@@ -155,9 +154,6 @@ _ALLOWED = {
     "db/engine.py": "a URL picks its engine factory before any engine (or Dialect) exists",
     "migrations.py": "a URL picks its migration runner (SQLite: its own engine, serialized)",
     "db/base.py": "UTCDateTime's bind processor gets SQLAlchemy's dialect, per value",
-    # TEMPORARY (issue 10): files other engineers are editing at the same time; each should ask
-    # `Dialect` instead (see the branch report) and then leave this list.
-    "repositories/messages.py": "temporary: picks its writer from `dialect` once a package",
 }
 
 

@@ -142,12 +142,6 @@ class _TenantDatabase:
     def in_transaction(self) -> bool:
         return self._in_transaction
 
-    @property
-    def dialect_name(self) -> str:
-        """Deprecated (`Database.dialect_name`): only until repositories/messages.py asks
-        `dialect`."""
-        return self.dialect.name
-
     def now(self) -> datetime:
         return self._clock()
 

@@ -39,12 +39,6 @@ class Database(Protocol):
         ...
 
     @property
-    def dialect_name(self) -> str:
-        """Deprecated: ask `dialect`. Kept only until `repositories/messages.py` picks its
-        writer from `dialect` (issue 10); nothing else reads it."""
-        ...
-
-    @property
     def in_transaction(self) -> bool:
         """True once a write opened the transaction, until commit or rollback."""
         ...

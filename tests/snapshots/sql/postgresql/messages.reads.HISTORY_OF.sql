@@ -1,0 +1,8 @@
+SELECT message_status_events.id, message_status_events.tenant_id, message_status_events.message_id, message_status_events.status, message_status_events.occurred_at, message_status_events.recorded_at, message_status_events.error_code, message_status_events.error_title, message_status_events.error_message, message_status_events.error_details, message_status_events.payload, message_tracking.meta_message_id, message_tracking.genesys_message_id 
+FROM message_status_events JOIN message_tracking ON message_tracking.id = message_status_events.message_id 
+WHERE message_status_events.tenant_id = %(tenant)s::VARCHAR AND message_status_events.message_id = (SELECT message_tracking.id 
+FROM message_tracking 
+WHERE message_tracking.tenant_id = %(tenant)s::VARCHAR AND message_tracking.meta_message_id = %(message_id)s::VARCHAR UNION ALL SELECT message_tracking.id 
+FROM message_tracking 
+WHERE message_tracking.tenant_id = %(tenant)s::VARCHAR AND message_tracking.genesys_message_id = %(message_id)s::VARCHAR 
+ LIMIT %(param_1)s::INTEGER) ORDER BY message_status_events.occurred_at, CASE message_status_events.status WHEN %(param_2)s::VARCHAR THEN %(param_3)s::INTEGER WHEN %(param_4)s::VARCHAR THEN %(param_5)s::INTEGER WHEN %(param_6)s::VARCHAR THEN %(param_7)s::INTEGER WHEN %(param_8)s::VARCHAR THEN %(param_9)s::INTEGER WHEN %(param_10)s::VARCHAR THEN %(param_11)s::INTEGER WHEN %(param_12)s::VARCHAR THEN %(param_13)s::INTEGER END

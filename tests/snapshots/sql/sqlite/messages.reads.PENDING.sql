@@ -1,0 +1,3 @@
+SELECT pending_status_events.id, pending_status_events.tenant_id, pending_status_events.external_id, pending_status_events.status, pending_status_events.occurred_at, pending_status_events.recorded_at, pending_status_events.error_code, pending_status_events.error_title, pending_status_events.error_message, pending_status_events.error_details, pending_status_events.payload 
+FROM pending_status_events 
+WHERE pending_status_events.tenant_id = ? AND pending_status_events.external_id = ? ORDER BY pending_status_events.occurred_at, CASE pending_status_events.status WHEN ? THEN ? WHEN ? THEN ? WHEN ? THEN ? WHEN ? THEN ? WHEN ? THEN ? WHEN ? THEN ? END

@@ -1,0 +1,4 @@
+DELETE FROM pending_status_events WHERE pending_status_events.tenant_id = ? AND pending_status_events.id IN (SELECT pending_status_events.id 
+FROM pending_status_events 
+WHERE pending_status_events.tenant_id = ? AND pending_status_events.recorded_at < ? ORDER BY pending_status_events.recorded_at
+ LIMIT ? OFFSET ?)

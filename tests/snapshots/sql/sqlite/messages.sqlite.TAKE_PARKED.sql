@@ -1,0 +1,1 @@
+DELETE FROM pending_status_events WHERE pending_status_events.tenant_id = ? AND pending_status_events.external_id IN (__[POSTCOMPILE_ids]) RETURNING id, tenant_id, external_id, status, occurred_at, recorded_at, error_code, error_title, error_message, error_details, payload
