@@ -62,7 +62,8 @@ class Store:
             engine=self.engine,
             dialect=self.dialect,
             clock=self.clock,
-            mappings=self._mapping_repository,
+            # Looked up per unit of work, so a test may wrap the repository (tests/helpers.py).
+            mappings=lambda db: self._mapping_repository(db),
         )
 
     def _init_mapping_layer(self) -> None:

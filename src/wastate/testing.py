@@ -51,7 +51,7 @@ from wastate.domain.mappings import (
     validate_conversation_id,
 )
 from wastate.errors import Conflict
-from wastate.repositories.mappings import BatchedMaintenance, check_refreshes
+from wastate.repositories.mapping_contract import BatchedMaintenance, check_refreshes
 
 __all__ = ["FakeMappingRepository", "FakeStore", "FakeUnitOfWork"]
 
