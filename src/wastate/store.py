@@ -91,6 +91,16 @@ class Store:
         """Raise `SchemaNotReady` unless the database is migrated to this version's head."""
         migrations.require_current_schema(self.engine)
 
+    def ping_database(self) -> None:
+        """One round trip to the database on a fresh checkout; raises if it does not answer."""
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+
+    def ping_cache(self) -> None:
+        """One round trip to the cache backend itself (not the circuit breaker's memory of it);
+        raises if it does not answer."""
+        self.mapping_cache.backend.ping()
+
     def close(self) -> None:
         """Flush coalesced activity, close the cache clients and the connection pool."""
         with self._close_lock:

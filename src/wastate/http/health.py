@@ -9,14 +9,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import text
-
 from wastate.errors import one_line
 from wastate.store import Store
 
 __all__ = ["HealthChecker"]
-
-_SELECT_ONE = text("SELECT 1")
 
 
 def _elapsed_ms(started: float) -> float:
@@ -56,8 +52,7 @@ class HealthChecker:
         backend = self._store.dialect.name
         started = time.perf_counter()
         try:
-            with self._store.engine.connect() as connection:
-                connection.execute(_SELECT_ONE)
+            self._store.ping_database()
         except Exception as exc:  # noqa: BLE001 - any failure is "down", reported in the body
             return _down(started, backend, exc)
         return _up(started, backend)
@@ -65,11 +60,8 @@ class HealthChecker:
     def _cache(self) -> dict[str, Any]:
         backend_name = self._store.settings.cache_url.partition("://")[0]
         started = time.perf_counter()
-        # The raw backend, not the circuit-broken view the repositories use: health must see
-        # Redis's real state, not the breaker's memory of it.
-        backend = self._store.mapping_cache.backend
         try:
-            backend.ping()
+            self._store.ping_cache()  # Redis's real state, not the breaker's memory of it
         except Exception as exc:  # noqa: BLE001 - any failure is "down", reported in the body
             return _down(started, backend_name, exc)
         return _up(started, backend_name)
