@@ -95,7 +95,7 @@ def test_a_snapshot_is_what_the_dialect_says(
     another writer cannot begin."""
     store = make_store(database_url)
     with store.unit_of_work("t") as uow:
-        uow.approvals.open_snapshot()
+        uow.open_snapshot()
         assert uow.in_transaction
         if store.dialect is POSTGRESQL:
             isolation = uow._db.read(text("SHOW transaction_isolation")).scalar()

@@ -16,13 +16,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
-from sqlalchemy import Connection, CursorResult, Executable
+from sqlalchemy import Connection, CursorResult, Executable, text
 from sqlalchemy.exc import DBAPIError
 
-from wastate.db.dialect import Dialect
+from wastate.db.dialect import Dialect, per_dialect
 from wastate.db.errors import translate_db_error
 from wastate.db.prepared import Prepared
-from wastate.errors import ServiceUnavailable, TransactionAborted, WastateError
+from wastate.errors import InvalidInput, ServiceUnavailable, TransactionAborted, WastateError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -41,6 +41,9 @@ _ROLLBACK_TO = f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}"
 _CALL_IDLE = 0  # no statement in a transaction yet: a failure has nothing to undo
 _CALL_BEGAN = 1  # it opened the transaction: a failure rolls the whole (call-only) transaction back
 _CALL_SAVEPOINT = 2  # it runs under the call savepoint: a failure rolls back to it
+
+# The first statement of a consistent multi-statement read: see `Dialect.snapshot`.
+_SNAPSHOT = per_dialect(lambda dialect: text(dialect.snapshot))
 
 _T = TypeVar("_T")
 _Callback = Callable[[], None]
@@ -92,6 +95,7 @@ class TenantDatabase:
         "_engine",
         "_in_transaction",
         "_savepoint_open",
+        "_snapshot",
         "_to_driver",
         "dialect",
         "tenant_id",
@@ -105,6 +109,7 @@ class TenantDatabase:
         # Read once: both are asked on every statement.
         self._to_driver = dialect.prepared_statements
         self._begin = dialect.begin
+        self._snapshot = _SNAPSHOT[dialect]
         self._connection: Connection | None = None
         self._in_transaction = False
         # (callback after COMMIT, callback when COMMIT's outcome is unknown)
@@ -309,6 +314,13 @@ class TenantDatabase:
     def _core(self, verbs: list[str], statement: Executable, params: Params) -> CursorResult[Any]:
         self._send(verbs)
         return self._conn().execute(statement, params)
+
+    def open_snapshot(self) -> None:
+        """Open the transaction as one consistent view for a multi-statement read (see
+        `UnitOfWork.open_snapshot`)."""
+        if self._in_transaction:
+            raise InvalidInput("unit_of_work", "open_snapshot() must come before any write")
+        self._run(lambda verbs: self._core(verbs, self._snapshot, None), write=True)
 
     # -- the end of a transaction --------------------------------------------------------------
 

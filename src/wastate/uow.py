@@ -109,6 +109,13 @@ class UnitOfWork:
         `if_unknown` instead if COMMIT's outcome cannot be known (the connection was lost)."""
         self._db.after_commit(callback, if_unknown)
 
+    def open_snapshot(self) -> None:
+        """Start the transaction as one consistent view for a multi-statement read (an export):
+        on PostgreSQL a REPEATABLE READ, READ ONLY snapshot that blocks no one; on SQLite the
+        write lock (`BEGIN IMMEDIATE`), so writers wait until the unit of work ends. Must come
+        before any write."""
+        self._db.open_snapshot()
+
     @property
     def mappings(self) -> MappingRepository:
         """Conversation mappings of this tenant (cached as the store is configured)."""

@@ -25,12 +25,11 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    text,
     tuple_,
     update,
 )
 
-from wastate.db.dialect import Dialect, per_dialect
+from wastate.db.dialect import Dialect
 from wastate.db.tables import ApprovalMessage, ApprovalTransition
 from wastate.domain.lifecycle import (
     ApprovalRecord,
@@ -75,8 +74,6 @@ def _add(dialect: Dialect) -> Any:
 
 
 _ADD = precompiled_per_dialect(_add, _mc.id)
-# The first statement of a consistent export (`open_snapshot`): see `Dialect.snapshot`.
-_OPEN_SNAPSHOT = per_dialect(lambda dialect: text(dialect.snapshot))
 _IMPORT = insert(_m)
 _RECORD_TRANSITION = insert(_h)
 
@@ -163,7 +160,6 @@ class ApprovalRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._add = _ADD[db.dialect]
-        self._open_snapshot = _OPEN_SNAPSHOT[db.dialect]
 
     def _key(self, client_id: str) -> dict[str, Any]:
         return {"tenant_id": self._db.tenant_id, "client_id": normalize_client_id(client_id)}
@@ -250,7 +246,7 @@ class ApprovalRepository:
     ) -> Iterator[ApprovalRecord]:
         """The messages in `status` in bucket order, fetched `batch_size` at a time (keyset
         pagination on the bucket index), so memory stays flat however long the history. Run it
-        after `open_snapshot()` for a consistent view across batches."""
+        after `uow.open_snapshot()` for a consistent view across batches."""
         bucket = parse_message_status(status).value
         size = (
             EXPORT_BATCH_SIZE
@@ -333,14 +329,6 @@ class ApprovalRepository:
             self._db.write(_IMPORT, batch)
             inserted += len(batch)
         return inserted
-
-    def open_snapshot(self) -> None:
-        """Start the unit of work's transaction as one consistent view for a multi-statement
-        read (export). PostgreSQL: a REPEATABLE READ, READ ONLY snapshot that blocks no one.
-        SQLite: the write lock (`BEGIN IMMEDIATE`), so writers wait until the unit of work ends."""
-        if self._db.in_transaction:
-            raise InvalidInput("unit_of_work", "open_snapshot() must come before any write")
-        self._db.write(self._open_snapshot)
 
 
 def __getattr__(name: str) -> Any:

@@ -81,7 +81,7 @@ def read_document(uow: UnitOfWork, client_id: str) -> dict[str, Any]:
     Its `messages` buckets are lazy iterators of seed message dicts (streamed in batches, so
     memory stays flat): consume them before the unit of work ends.
     """
-    uow.approvals.open_snapshot()
+    uow.open_snapshot()
     session = uow.sessions.get(client_id) or ClientSessionState(client_id=client_id)
     statistics = uow.statistics.get(client_id).as_seed_dict()
     config = uow.config.all(client_id)
