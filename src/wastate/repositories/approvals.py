@@ -329,12 +329,3 @@ class ApprovalRepository:
             self._db.write(_IMPORT, batch)
             inserted += len(batch)
         return inserted
-
-
-def __getattr__(name: str) -> Any:
-    # The guard's config key moved with the guard to `wastate.services.approvals`.
-    if name == "HUMAN_IN_THE_LOOP":
-        from wastate.services.approvals import HUMAN_IN_THE_LOOP
-
-        return HUMAN_IN_THE_LOOP
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

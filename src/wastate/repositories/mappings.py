@@ -361,13 +361,3 @@ TOUCH_ACTIVITY = (
 def touch_row(tenant_id: str, wa_id: str, at: datetime) -> dict[str, Any]:
     """The parameters of `TOUCH_ACTIVITY` for one refresh."""
     return {"b_tenant_id": tenant_id, "b_wa_id": wa_id, "b_at": at}
-
-
-def __getattr__(name: str) -> Any:
-    # `ActivityWriter` moved to `wastate.activity` (it is a store-level background writer with
-    # its own transactions, not a repository); the old import path keeps working.
-    if name == "ActivityWriter":
-        from wastate.activity import ActivityWriter
-
-        return ActivityWriter
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
