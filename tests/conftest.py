@@ -52,6 +52,19 @@ settings.load_profile(
 )
 
 
+# The test folders, by what a test needs (docs/testing.md): each test gets its folder's name as
+# a marker, so `-m "not stress and not e2e"` selects across folders as `tests/unit` does by path.
+FOLDERS = ("unit", "integration", "stress", "e2e")
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = item.path.parent
+        if folder.parent == TESTS and folder.name in FOLDERS:
+            item.add_marker(folder.name)
+
+
 def service_missing(what: str) -> None:
     """Skip the test, or fail it when `WASTATE_REQUIRE_SERVICES=1`."""
     message = f"{what} is not reachable"

@@ -1,7 +1,9 @@
 """Test helpers shared by several test modules, in one place (test modules never import each
-other): fake clocks, a throwaway redis-server, a database-call counter, a bounded wait.
+other): fake clocks, a throwaway redis-server, a database-call counter, a bounded wait, a real
+`wastate serve` process, and the paths of the checkout.
 
-Import them as `from helpers import FakeClock` (pytest puts `tests/` on the path).
+Import them as `from helpers import FakeClock` from any test folder: tests/conftest.py is the
+rootdir conftest, and pytest puts its folder, `tests/`, on the path.
 """
 
 from __future__ import annotations
@@ -12,12 +14,17 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 import redis
 from conftest import service_missing
 
@@ -27,13 +34,28 @@ from wastate.domain.mappings import ConversationMapping
 from wastate.repositories.mappings import SqlMappingRepository
 
 __all__ = [
+    "ROOT",
+    "TESTS",
+    "WASTATE",
     "CountingMappings",
     "FakeClock",
     "FakeMonotonic",
     "RedisServer",
+    "Server",
+    "clean_environment",
     "count_database_calls",
+    "free_port",
+    "serving",
     "wait_until",
 ]
+
+# Paths by what they are, not by how deep a test module sits (tests live in sub-folders).
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+# The console script of the interpreter running the tests (the venv's `wastate`).
+WASTATE = Path(sys.executable).with_name("wastate")
+# Variables that would point a server somewhere else than the test says.
+_CONFIG_VARS = ("WASTATE_", "DB_", "REDIS_")
 
 
 class FakeClock:
@@ -178,3 +200,63 @@ class CountingMappings:
     def __getattr__(self, name: str) -> Any:
         self._count(name)
         return getattr(self._inner, name)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    """A running `wastate serve` on 127.0.0.1."""
+
+    process: subprocess.Popen[str]
+    port: int
+
+    @property
+    def base(self) -> str:
+        return f"http://localhost:{self.port}"
+
+
+def clean_environment(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_CONFIG_VARS)}
+    env.update(extra)
+    return env
+
+
+@contextlib.contextmanager
+def serving(cwd: Path, env: dict[str, str], *options: str, workers: int = 1) -> Iterator[Server]:
+    """Start `wastate [options] serve` on a free port, wait for /health, stop it at the end."""
+    port = free_port()
+    serve = ["serve", "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+    process = subprocess.Popen(
+        [str(WASTATE), *options, *serve],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    server = Server(process, port)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"wastate serve exited {process.returncode}: {process.stderr.read()}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                pytest.fail("wastate serve did not answer /health within 60 s")
+            time.sleep(0.2)
+        yield server
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)

@@ -20,9 +20,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from helpers import clean_environment, serving
 from hypothesis import given
 from hypothesis import strategies as st
-from test_serve_e2e import clean_environment, serving  # tests/ is on sys.path
 
 import wastate
 from wastate.http import HttpConfig, create_app

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import TESTS
 
 UNREACHABLE = {
     "WASTATE_TEST_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/postgres",
@@ -23,10 +24,9 @@ def test_needs_redis(redis_url):
 
 
 def run_probe(tmp_path: Path, *, required: bool) -> subprocess.CompletedProcess[str]:
-    tests = Path(__file__).parent
     probe = tmp_path / "test_probe.py"
     probe.write_text(PROBE)
-    (tmp_path / "conftest.py").write_text((tests / "conftest.py").read_text())
+    (tmp_path / "conftest.py").write_text((TESTS / "conftest.py").read_text())
     env = {**os.environ, **UNREACHABLE, "WASTATE_REQUIRE_SERVICES": "1" if required else "0"}
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(probe)],

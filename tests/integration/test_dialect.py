@@ -12,10 +12,9 @@ import re
 import sqlite3
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from helpers import FakeClock
+from helpers import ROOT, FakeClock
 from sqlalchemy import create_engine, create_mock_engine, text
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -24,7 +23,7 @@ from wastate.db.dialect import POSTGRESQL, SQLITE, Dialect, dialect_of, per_dial
 from wastate.db.tables import ConfigEntry
 from wastate.errors import ConfigurationError
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "wastate"
+SRC = ROOT / "src" / "wastate"
 
 
 def test_postgresql_says_what_it_can_do() -> None:

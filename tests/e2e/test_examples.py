@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = ROOT / "examples"
 
 EXPECTED: dict[str, list[str]] = {
     "01_basic_usage.py": ["Session invalid, QR scan required"],

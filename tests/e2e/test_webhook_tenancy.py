@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from test_serve_e2e import WASTATE, clean_environment, serving  # tests/ is on sys.path
+from helpers import WASTATE, clean_environment, serving
 
 import wastate
 from wastate.errors import ConfigurationError

@@ -7,10 +7,10 @@ import json
 import multiprocessing
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import ROOT, TESTS
 from sqlalchemy import func, select
 
 import wastate
@@ -23,8 +23,8 @@ from wastate.db.tables import (
 from wastate.domain.messages import DeliveryStatus, MessageError
 from wastate.webhooks import IngestReport, ingest
 
-SAMPLES = Path(__file__).parent / "data" / "whatsapp"
-SHARED_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "whatsapp"
+SAMPLES = TESTS / "data" / "whatsapp"
+SHARED_SAMPLES = ROOT.parent / "shared" / "fixtures" / "whatsapp"
 USER = "+972987654321"
 
 

@@ -6,7 +6,7 @@ statement of ~90 lines): a snapshot puts each change to it in the diff a reviewe
 statement constant of the family's modules is found by introspection, so a new one cannot be
 left out. After a deliberate change, rewrite the copies and review their diff:
 
-    WASTATE_UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest tests/test_sql_snapshots.py
+    WASTATE_UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest tests/unit/test_sql_snapshots.py
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from helpers import TESTS
 from sqlalchemy.dialects.postgresql import psycopg
 from sqlalchemy.dialects.sqlite import pysqlite
 from sqlalchemy.engine import Dialect
@@ -27,7 +28,7 @@ from sqlalchemy.sql.expression import Executable
 from wastate.db.prepared import Prepared
 from wastate.repositories.messages import postgres_sql, reads, repository, sqlite
 
-SNAPSHOTS = Path(__file__).parent / "snapshots" / "sql"
+SNAPSHOTS = TESTS / "snapshots" / "sql"
 UPDATE = os.environ.get("WASTATE_UPDATE_SNAPSHOTS") == "1"
 DIALECTS: dict[str, Dialect] = {
     "postgresql": psycopg.dialect(),  # the driver wastate runs PostgreSQL on

@@ -9,23 +9,18 @@ the unscoped PATCH is a 400 (the seed's cross-tenant update bug, closed on purpo
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from helpers import WASTATE, clean_environment, free_port, serving
 
 from wastate.cache.base import Cache, NullCache
 from wastate.cache.mappings import MappingCache
@@ -34,71 +29,8 @@ from wastate.cache.redis import RedisCache
 from wastate.cli import worker_cache_overrides
 from wastate.settings import load_settings
 
-WASTATE = Path(sys.executable).with_name("wastate")
 TENANT = "demo-tenant-001"
 WA_ID = "+919876543210"
-# Variables that would point the server somewhere else than the test says.
-_CONFIG_VARS = ("WASTATE_", "DB_", "REDIS_")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@dataclass
-class Server:
-    """A running `wastate serve` on 127.0.0.1."""
-
-    process: subprocess.Popen[str]
-    port: int
-
-    @property
-    def base(self) -> str:
-        return f"http://localhost:{self.port}"
-
-
-def clean_environment(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_CONFIG_VARS)}
-    env.update(extra)
-    return env
-
-
-@contextlib.contextmanager
-def serving(cwd: Path, env: dict[str, str], *options: str, workers: int = 1) -> Iterator[Server]:
-    """Start `wastate [options] serve` on a free port, wait for /health, stop it at the end."""
-    port = free_port()
-    serve = ["serve", "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
-    process = subprocess.Popen(
-        [str(WASTATE), *options, *serve],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    server = Server(process, port)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"wastate serve exited {process.returncode}: {process.stderr.read()}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail("wastate serve did not answer /health within 60 s")
-            time.sleep(0.2)
-        yield server
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def curl(*args: str) -> tuple[int, Any]:
