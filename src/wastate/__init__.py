@@ -44,6 +44,7 @@ from wastate.repositories.mappings import MappingRepository
 from wastate.repositories.messages import MessageRepository, StatusBatchResult, TrackBatchResult
 from wastate.repositories.sessions import SessionRepository
 from wastate.repositories.statistics import StatisticsRepository
+from wastate.services.approvals import ApprovalLifecycle
 from wastate.settings import Settings
 from wastate.state_manager import StateManager
 from wastate.store import Store, connect
@@ -53,6 +54,7 @@ from wastate.webhooks import IngestReport, WebhookPayload
 __all__ = [
     "ApiKeyRecord",
     "ApiKeyRepository",
+    "ApprovalLifecycle",
     "ApprovalRecord",
     "ApprovalRepository",
     "ApprovalStatus",

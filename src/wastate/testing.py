@@ -25,8 +25,9 @@ What is faked, and how faithfully:
   creation), the cache (there is nothing to cache), and the other repositories (`messages`,
   `sessions`, … raise `NotImplementedError`).
 
-`tests/test_cache_fake_contract.py` runs one set of behaviour checks against this fake and against
-the real repository on PostgreSQL and SQLite, so the fake cannot drift silently.
+`tests/integration/test_cache_fake_contract.py` runs one set of behaviour checks against this
+fake and against the real repository on PostgreSQL and SQLite, so the fake cannot drift
+silently.
 """
 
 from __future__ import annotations

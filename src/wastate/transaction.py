@@ -4,8 +4,8 @@
 lazily borrowed connection, at most one transaction, all-or-nothing repository calls (a savepoint
 each, pipelined with the call's first statement), the aborted-transaction safety net, a checked
 COMMIT, post-commit callbacks, and one retry of a statement on a dead pooled connection.
-docs/architecture.md ("Transaction semantics") states the rules; `tests/test_uow_integrity.py`
-proves them.
+docs/architecture.md ("Transaction semantics") states the rules;
+`tests/integration/test_uow_integrity.py` proves them.
 """
 
 from __future__ import annotations

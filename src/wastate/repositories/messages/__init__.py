@@ -14,7 +14,7 @@ One module per idea:
 - `inputs.py`: caller input validated into `NewMessage`s and events;
 - `results.py`: what the batch writes answer.
 
-`tests/test_sql_snapshots.py` keeps every statement as rendered for each dialect under
+`tests/unit/test_sql_snapshots.py` keeps every statement as rendered for each dialect under
 `tests/snapshots/sql/`, so a change to generated SQL shows in review.
 """
 

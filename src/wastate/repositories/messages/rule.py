@@ -15,7 +15,8 @@ one per way events reach a row, each the leanest its statement can run:
 - `one_status_sets`: one event of a known status (PostgreSQL's `update_status`, one statement
   per status, where the rank is a constant and only that status's time can change).
 
-`tests/test_messages_properties.py` checks all three against a plain-Python model of the rule.
+`tests/stress/test_messages_properties.py` checks all three against a plain-Python model of
+the rule.
 """
 
 from __future__ import annotations
