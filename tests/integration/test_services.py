@@ -33,13 +33,15 @@ def test_the_old_import_paths_still_work() -> None:
 
 def test_every_entry_point_bootstraps_the_schema_with_one_policy() -> None:
     """StateManager, `wastate serve` / the HTTP factory and the CLI name the same function."""
-    import wastate.cli
+    import wastate.cli.lifecycle
+    import wastate.cli.serve
     import wastate.http.app
     import wastate.state_manager
 
     assert wastate.http.app.prepare_schema is ensure_schema
     assert wastate.state_manager.ensure_schema is ensure_schema
-    assert wastate.cli.ensure_schema is ensure_schema
+    assert wastate.cli.serve.ensure_schema is ensure_schema
+    assert wastate.cli.lifecycle.ensure_schema is ensure_schema
 
 
 def _top_level_imports(path: Path) -> set[str]:
