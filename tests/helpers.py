@@ -162,7 +162,7 @@ class RedisServer:
 def count_database_calls(store: wastate.Store, delay: float = 0.0) -> dict[str, int]:
     """From now on, count the calls `store`'s caching decorator makes to the SQL repository."""
     counter: dict[str, int] = {}
-    cache = store.mapping_cache
+    cache = store._mapping_cache
     store._mapping_repository = lambda db: CachedMappingRepository(  # type: ignore[method-assign]
         CountingMappings(SqlMappingRepository(db), counter, delay), db, cache
     )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from wastate import migrations
 from wastate.activity import ActivityWriter
+from wastate.cache.layers import CacheReach
 from wastate.cache.mappings import CachedMappingRepository, MappingCache
 from wastate.db.dialect import Dialect, dialect_of
 from wastate.db.engine import create_wastate_engine, normalize_url
@@ -68,16 +69,16 @@ class Store:
 
     def _init_mapping_layer(self) -> None:
         """Build the store-level parts of the mapping repository (cache, activity writer)."""
-        self.activity = ActivityWriter(
+        self._activity = ActivityWriter(
             self.engine, interval=self.settings.activity_flush_seconds, clock=self.clock
         )
-        self.mapping_cache = MappingCache.from_settings(
-            self.settings, activity=self.activity, monotonic=self.monotonic
+        self._mapping_cache = MappingCache.from_settings(
+            self.settings, activity=self._activity, monotonic=self.monotonic
         )
 
     def _mapping_repository(self, db: Database) -> MappingRepository:
         # Always the decorator, even over `none://`: activity is recorded the same way.
-        return CachedMappingRepository(SqlMappingRepository(db), db, self.mapping_cache)
+        return CachedMappingRepository(SqlMappingRepository(db), db, self._mapping_cache)
 
     def unit_of_work(self, tenant_id: str) -> UnitOfWork:
         """A unit of work bound to `tenant_id`; use it as a context manager."""
@@ -96,10 +97,19 @@ class Store:
         with self.engine.connect() as connection:
             connection.exec_driver_sql("SELECT 1")
 
+    def cache_reach(self) -> CacheReach:
+        """Whom this store's cache changes reach: other processes? their near caches?"""
+        return self._mapping_cache.reach()
+
+    def settle_cache(self) -> None:
+        """Wait until every cache fill sent so far is applied (fills do not wait for Redis's
+        reply): for tests and for readers of Redis that must see them."""
+        self._mapping_cache.settle()
+
     def ping_cache(self) -> None:
         """One round trip to the cache backend itself (not the circuit breaker's memory of it);
         raises if it does not answer."""
-        self.mapping_cache.backend.ping()
+        self._mapping_cache.backend.ping()
 
     def close(self) -> None:
         """Flush coalesced activity, close the cache clients and the connection pool."""
@@ -112,9 +122,9 @@ class Store:
 
     def _close_mapping_layer(self) -> None:
         try:
-            self.activity.close()
+            self._activity.close()
         finally:
-            self.mapping_cache.close()
+            self._mapping_cache.close()
 
     def __enter__(self) -> Store:
         return self

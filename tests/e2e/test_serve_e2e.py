@@ -298,7 +298,7 @@ class _SharedWithoutPubSub(MemoryCache):
 def _overrides(backend: Cache, url: str) -> tuple[dict[str, str], str | None]:
     cache = MappingCache(backend, activity=_NoActivity())
     try:
-        return worker_cache_overrides(cache, url)
+        return worker_cache_overrides(cache.reach(), url)
     finally:
         cache.close()
 

@@ -45,7 +45,7 @@ def cache_url(request: pytest.FixtureRequest) -> str:
 
 
 def mapping_keys(store: wastate.Store, tenant: str, mapping: ConversationMapping) -> list[str]:
-    keys = store.mapping_cache.keys
+    keys = store._mapping_cache.keys
     return [keys.forward(tenant, mapping.wa_id), keys.reverse(tenant, mapping.conversation_id)]
 
 
@@ -326,8 +326,8 @@ def test_the_store_always_uses_the_caching_decorator(
     store = make_store(database_url, "none://")
     with store.unit_of_work(tenant) as uow:
         assert isinstance(uow.mappings, CachedMappingRepository)
-    assert isinstance(store.mapping_cache.backend, NullCache)
-    assert store.mapping_cache.near is None
+    assert isinstance(store._mapping_cache.backend, NullCache)
+    assert store._mapping_cache.near is None
 
 
 def test_a_hit_asks_the_database_nothing(
@@ -338,7 +338,7 @@ def test_a_hit_asks_the_database_nothing(
 ) -> None:
     """Once filled, both directions answer without touching the database."""
     store = make_store(database_url, cache_url)
-    subscription = store.mapping_cache.subscription
+    subscription = store._mapping_cache.subscription
     if subscription is not None:  # its first connect clears the L1: let that happen first
         assert subscription.connected.wait(5)  # type: ignore[attr-defined]
     with store.unit_of_work(tenant) as uow:
@@ -367,8 +367,8 @@ def test_hits_come_from_l2_when_the_near_cache_is_off(
     store = make_store(database_url, redis_url, near_cache=False)
     with store.unit_of_work(tenant) as uow:
         created = uow.mappings.get_or_create(WA)
-    store.mapping_cache.settle()  # fills do not wait for Redis's reply
-    raw = redis.Redis.from_url(redis_url).get(store.mapping_cache.keys.forward(tenant, WA))
+    store._mapping_cache.settle()  # fills do not wait for Redis's reply
+    raw = redis.Redis.from_url(redis_url).get(store._mapping_cache.keys.forward(tenant, WA))
     assert raw is not None
     assert ConversationMapping.model_validate_json(raw) == created
     calls = count_database_calls(store)
@@ -386,7 +386,7 @@ def test_nothing_is_cached_from_a_rolled_back_transaction(
         doomed = uow.mappings.get_or_create(WA)
         assert uow.mappings.by_wa_id(WA) == doomed  # visible inside its own transaction
         raise RuntimeError("abort")
-    cache = store.mapping_cache
+    cache = store._mapping_cache
     cache.settle()  # a fill still on its way would count
     for key in mapping_keys(store, tenant, doomed):
         assert cache.near is None or cache.near.get(key) is None
@@ -464,9 +464,9 @@ def test_a_creation_with_a_name_invalidates_instead_of_filling(
         named = uow.mappings.get_or_create(WA, contact_name="Asha")
     with store.unit_of_work(tenant) as uow:
         unnamed = uow.mappings.get_or_create("+15550001111")
-    store.mapping_cache.settle()
-    backend = store.mapping_cache.backend
-    keys = store.mapping_cache.keys
+    store._mapping_cache.settle()
+    backend = store._mapping_cache.backend
+    keys = store._mapping_cache.keys
     assert backend.get(keys.forward(tenant, WA)) == b""  # a tombstone
     assert backend.get(keys.reverse(tenant, named.conversation_id)) == b""
     filled = backend.get(keys.forward(tenant, "+15550001111"))
@@ -527,7 +527,7 @@ def test_hits_record_activity_and_expiry_flushes_it_first(
     clock.advance(hours=2)
     with store.unit_of_work(tenant) as uow:
         uow.mappings.get_or_create(WA)  # a hit: recorded, not written
-    assert store.activity.pending() == 1
+    assert store._activity.pending() == 1
     with store.unit_of_work(tenant) as uow:
         assert uow.mappings.expire_idle(timedelta(hours=1)) == 1
     with store.unit_of_work(tenant) as uow:
@@ -542,8 +542,8 @@ def test_a_close_in_one_store_reaches_another_stores_near_cache(
     first = make_store(postgres_url, redis_url, near_cache_ttl_seconds=60)
     second = make_store(postgres_url, redis_url, near_cache_ttl_seconds=60)
     for store in (first, second):
-        assert store.mapping_cache.subscription is not None
-        assert store.mapping_cache.subscription.connected.wait(5)  # type: ignore[attr-defined]
+        assert store._mapping_cache.subscription is not None
+        assert store._mapping_cache.subscription.connected.wait(5)  # type: ignore[attr-defined]
     with first.unit_of_work(tenant) as uow:
         created = uow.mappings.get_or_create(WA)
     with second.unit_of_work(tenant) as uow:
@@ -564,20 +564,20 @@ def test_a_store_ignores_the_echo_of_its_own_invalidation(
     """Its own announcement, arriving after it refilled the key, leaves its L1 alone; the same
     announcement from another store clears it."""
     store = make_store(postgres_url, redis_url, near_cache_ttl_seconds=60)
-    subscription = store.mapping_cache.subscription
+    subscription = store._mapping_cache.subscription
     assert subscription is not None
     assert subscription.connected.wait(5)  # type: ignore[attr-defined]  # (connecting clears L1)
     with store.unit_of_work(tenant) as uow:
         created = uow.mappings.get_or_create(WA)
-    near = store.mapping_cache.near
+    near = store._mapping_cache.near
     assert near is not None
-    key = store.mapping_cache.keys.forward(tenant, created.wa_id)
+    key = store._mapping_cache.keys.forward(tenant, created.wa_id)
     assert near.get(key) == created
 
-    store.mapping_cache._on_invalidation(announcement(store.mapping_cache.origin, [key]))
+    store._mapping_cache._on_invalidation(announcement(store._mapping_cache.origin, [key]))
     assert near.get(key) == created
 
-    store.mapping_cache._on_invalidation(announcement("another-store", [key]))
+    store._mapping_cache._on_invalidation(announcement("another-store", [key]))
     assert near.get(key) is None
 
 
@@ -589,7 +589,7 @@ def test_a_lost_invalidation_is_bounded_by_the_near_cache_ttl(
     clock = FakeMonotonic()
     first = make_store(postgres_url, redis_url)
     second = make_store(postgres_url, redis_url, near_cache_ttl_seconds=5, monotonic=clock)
-    subscription = second.mapping_cache.subscription
+    subscription = second._mapping_cache.subscription
     assert subscription is not None
     subscription.close()
     with first.unit_of_work(tenant) as uow:
@@ -623,9 +623,9 @@ def test_a_store_times_its_cache_layers_by_its_monotonic_clock(
     )
     with store.unit_of_work(tenant) as uow:
         created = uow.mappings.get_or_create(WA)  # fills L1 and L2 (its L2 TTL: 90 to 100 s)
-    near = store.mapping_cache.near
+    near = store._mapping_cache.near
     assert near is not None
-    key = store.mapping_cache.keys.forward(tenant, WA)
+    key = store._mapping_cache.keys.forward(tenant, WA)
     calls = count_database_calls(store)
     start = clock.now
     clock.now = math.nextafter(start + 5, 0)
@@ -658,7 +658,7 @@ def test_concurrent_misses_on_one_key_do_one_database_read(
     with store.unit_of_work(tenant) as uow:
         created = SqlMappingRepository(uow._db).get_or_create(WA)  # in the database only
     counter = count_database_calls(store, delay=0.1)
-    cache = store.mapping_cache
+    cache = store._mapping_cache
     for lookup, counted in [
         (lambda m: m.get_or_create(WA), "get_or_create"),
         (lambda m: m.by_conversation(created.conversation_id), "by_conversation"),

@@ -82,7 +82,7 @@ def test_the_scenario_catches_the_seeds_tenantless_cache_keys(
 ) -> None:
     """The same scenario over tenant-less keys reports the crossing: the test has teeth."""
     store = make_store(postgres_url, redis_url, near_cache=near_cache)
-    store.mapping_cache.keys = SeedKeys(f"seed-{uuid.uuid4().hex[:8]}")
+    store._mapping_cache.keys = SeedKeys(f"seed-{uuid.uuid4().hex[:8]}")
     crossings = tenant_crossings(store)
     assert "by_wa_id saw the other tenant's mapping" in crossings
     assert "get_or_create returned the other tenant's conversation" in crossings

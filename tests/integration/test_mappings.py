@@ -275,8 +275,8 @@ def test_activity_is_coalesced_and_flushed_on_close(
         mapping = uow.mappings.get_or_create("+14155550600")
     clock.now += timedelta(hours=3)
     for _ in range(50):
-        store.activity.record(mapping)
-    assert store.activity.pending() == 1
+        store._activity.record(mapping)
+    assert store._activity.pending() == 1
     store.close()
     reopened = make_store(database_url)
     with reopened.unit_of_work(tenant) as uow:
@@ -294,11 +294,11 @@ def test_activity_never_moves_backwards(
     with store.unit_of_work(tenant) as uow:
         mapping = uow.mappings.get_or_create("+14155550601")
     clock.now += timedelta(hours=2)
-    store.activity.record(mapping)
-    assert store.activity.flush() == 1
+    store._activity.record(mapping)
+    assert store._activity.flush() == 1
     clock.now -= timedelta(hours=1)
-    store.activity.record(mapping)
-    store.activity.flush()
+    store._activity.record(mapping)
+    store._activity.flush()
     with store.unit_of_work(tenant) as uow:
         current = uow.mappings.by_wa_id("+14155550601")
     assert current is not None
@@ -317,14 +317,14 @@ def test_pending_activity_saves_a_mapping_from_expiry_inside_a_transaction(
     clock.now += timedelta(hours=2)
     with store.unit_of_work(tenant) as uow:
         assert uow.mappings.by_wa_id("+14155550700") is not None  # used now: activity pending
-    assert store.activity.pending() == 1
+    assert store._activity.pending() == 1
     with store.unit_of_work(tenant) as uow:
         uow.mappings.get_or_create("+14155550702")  # a write: the transaction is open
         assert uow.mappings.expire_idle(timedelta(hours=1)) == 1
     with store.unit_of_work(tenant) as uow:
         assert uow.mappings.by_wa_id("+14155550700") is not None
         assert uow.mappings.by_wa_id("+14155550701") is None
-    assert store.activity.pending() == 0
+    assert store._activity.pending() == 0
 
 
 def test_activity_recorded_before_a_correlate_still_lands(
@@ -336,10 +336,10 @@ def test_activity_recorded_before_a_correlate_still_lands(
     with store.unit_of_work(tenant) as uow:
         mapping = uow.mappings.get_or_create("+14155550710")
     clock.now += timedelta(hours=1)
-    store.activity.record(mapping)
+    store._activity.record(mapping)
     with store.unit_of_work(tenant) as uow:
         uow.mappings.correlate("+14155550710", "genesys-conv-710")
-    assert store.activity.flush() == 1
+    assert store._activity.flush() == 1
     with store.unit_of_work(tenant) as uow:
         refreshed = uow.mappings.by_conversation("genesys-conv-710")
     assert refreshed is not None

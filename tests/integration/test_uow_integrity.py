@@ -210,7 +210,7 @@ def test_an_unknown_commit_outcome_raises_and_invalidates_instead_of_filling(
     or the near cache) holds anything the unit of work touched — neither the close nor the new
     mapping, whichever way the commit went."""
     store = make_store(postgres_url, redis_url)
-    cache = store.mapping_cache
+    cache = store._mapping_cache
     with store.unit_of_work(tenant) as uow:
         kept = uow.mappings.get_or_create("+919800000005")
     with store.unit_of_work(tenant) as uow:  # a read fills the cache

@@ -355,7 +355,7 @@ def make_machine(
             committed_forward = {r.wa_id: r for r in self.committed if r.status == "active"}
             committed_reverse = {r.conversation: r for r in self.committed}
             for lane in lanes:
-                cache = lane.store.mapping_cache
+                cache = lane.store._mapping_cache
                 prefix = cache.keys.tenant_prefix(lane.tenant)
                 entries: dict[str, ConversationMapping] = {}
                 if cache.near is not None:
@@ -450,7 +450,7 @@ def test_mappings_agree_with_the_model_with_the_cache_on_off_flushed_or_down(
         Lane("redis", make_store(urls[3], redis_server.url, near_cache=False, **common)),
     ]
     for lane in lanes:
-        lane.store.mapping_cache.remote.retry_seconds = 0.05
+        lane.store._mapping_cache.remote.retry_seconds = 0.05
     kill = None
     if kind == "postgresql":
         admin: Callable[[str], None] = request.getfixturevalue("postgres_admin")

@@ -58,7 +58,7 @@ def outage_store(
             monotonic=monotonic,
             **options,
         )
-        store.mapping_cache.remote.retry_seconds = RETRY
+        store._mapping_cache.remote.retry_seconds = RETRY
         return store
 
     return make
@@ -90,7 +90,7 @@ def test_every_call_answers_from_the_database_while_redis_is_dead(
         assert uow.mappings.close(WA) is not None
     with store.unit_of_work(tenant) as uow:
         assert uow.mappings.by_wa_id(WA) is None
-    assert store.mapping_cache.remote.is_open
+    assert store._mapping_cache.remote.is_open
 
 
 def test_a_paused_redis_costs_one_timeout_not_one_per_call(
@@ -102,7 +102,7 @@ def test_a_paused_redis_costs_one_timeout_not_one_per_call(
     """Slow Redis: the first call ends at the socket timeout (one warning), the breaker spares
     the rest: they never reach Redis, so no second call fails."""
     store = outage_store(near_cache=False)
-    remote = store.mapping_cache.remote
+    remote = store._mapping_cache.remote
     with store.unit_of_work(tenant) as uow:
         known = uow.mappings.get_or_create(WA)
     redis_server.pause()
@@ -128,10 +128,10 @@ def test_a_close_during_the_outage_is_not_undone_when_redis_returns_with_the_old
     entry: until the probe, reads skip Redis; the probe replays the failed invalidation before
     Redis serves reads again."""
     store = outage_store(near_cache=False)
-    remote = store.mapping_cache.remote
+    remote = store._mapping_cache.remote
     with store.unit_of_work(tenant) as uow:
         first = uow.mappings.get_or_create(WA)
-    forward = store.mapping_cache.keys.forward(tenant, WA)
+    forward = store._mapping_cache.keys.forward(tenant, WA)
     old_entry = redis_server.client().get(forward)
     assert old_entry  # the active mapping is cached
     redis_server.pause()
@@ -175,21 +175,21 @@ def test_the_cache_is_used_again_after_redis_restarts(
     redis_server.kill()
     with store.unit_of_work(tenant) as uow:
         assert uow.mappings.by_wa_id(WA) == known
-    assert store.mapping_cache.remote.is_open
+    assert store._mapping_cache.remote.is_open
     redis_server.start()
-    assert store.mapping_cache.remote.state == "open"
+    assert store._mapping_cache.remote.state == "open"
     reach_probe_time(monotonic)
-    wait_until(lambda: not store.mapping_cache.remote.is_open)  # the probe thread's work
-    failures = store.mapping_cache.remote.failures
+    wait_until(lambda: not store._mapping_cache.remote.is_open)  # the probe thread's work
+    failures = store._mapping_cache.remote.failures
     with store.unit_of_work(tenant) as uow:
         assert uow.mappings.by_wa_id(WA) == known  # a miss that refills Redis
-    store.mapping_cache.settle()  # the fill is sent without waiting for its reply
+    store._mapping_cache.settle()  # the fill is sent without waiting for its reply
     calls = count_database_calls(store)
     with store.unit_of_work(tenant) as uow:
         assert uow.mappings.by_wa_id(WA) == known
     assert calls == {}
     # The fill connection that died with the old server was replaced without a new outage.
-    assert store.mapping_cache.remote.failures == failures
+    assert store._mapping_cache.remote.failures == failures
 
 
 def test_a_fill_whose_reply_never_comes_opens_the_breaker_when_settled(
@@ -202,7 +202,7 @@ def test_a_fill_whose_reply_never_comes_opens_the_breaker_when_settled(
     """Fills do not wait for Redis, but a Redis that stops answering is still noticed: the
     settle ends at the socket timeout and opens the breaker."""
     store = outage_store(near_cache=False)
-    cache = store.mapping_cache
+    cache = store._mapping_cache
     with store.unit_of_work(tenant) as uow:
         uow.mappings.get_or_create("+15550001111")  # opens the fill connection
     cache.settle()
@@ -231,7 +231,7 @@ def test_fills_into_a_stalled_redis_cost_each_caller_one_timeout_at_most(
 ) -> None:
     """Fills share one connection, yet callers stuck behind a stalled one do not queue up."""
     store = outage_store(near_cache=False)
-    cache = store.mapping_cache
+    cache = store._mapping_cache
     with store.unit_of_work(tenant) as uow:
         uow.mappings.get_or_create(WA)  # opens the fill connection
     cache.settle()
@@ -259,8 +259,8 @@ def test_the_near_cache_is_cleared_when_its_listener_reconnects(
 ) -> None:
     """Invalidations sent while the listener was away are lost: so the L1 starts over."""
     store = outage_store(near_cache_ttl_seconds=600)
-    subscription = store.mapping_cache.subscription
-    near = store.mapping_cache.near
+    subscription = store._mapping_cache.subscription
+    near = store._mapping_cache.near
     assert subscription is not None
     assert near is not None
     assert subscription.connected.wait(5)  # type: ignore[attr-defined]

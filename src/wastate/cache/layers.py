@@ -10,6 +10,7 @@ import random
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -27,7 +28,7 @@ from wastate.domain.mappings import ConversationMapping, MappingStatus
 if TYPE_CHECKING:
     from wastate.settings import Settings
 
-__all__ = ["TOMBSTONE_SECONDS", "ActivityRecorder", "MappingCache"]
+__all__ = ["TOMBSTONE_SECONDS", "ActivityRecorder", "CacheReach", "MappingCache"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,20 @@ TOMBSTONE_SECONDS = 5.0
 
 _ACTIVE = MappingStatus.ACTIVE
 _JITTER = 0.1  # TTLs are shortened by up to 10 %, so entries filled together expire apart
+
+
+@dataclass(frozen=True, slots=True)
+class CacheReach:
+    """Whom a store's cache changes reach: what `wastate serve --workers N` must know."""
+
+    caching: bool
+    """A backend caches at all (not `none://`)."""
+    shared: bool
+    """Other processes read the same backend (Redis), so an invalidation reaches them."""
+    near_cache: bool
+    """An in-process near cache sits in front of the backend."""
+    announced: bool
+    """Invalidations are announced to other processes' near caches (pub/sub)."""
 
 
 class ActivityRecorder(Protocol):
@@ -156,6 +171,15 @@ class MappingCache:
         origin, keys = read_announcement(message)
         if self.near is not None and origin != self.origin:
             self.near.discard(keys)
+
+    def reach(self) -> CacheReach:
+        """Whom this cache's changes reach (see `CacheReach`)."""
+        return CacheReach(
+            caching=self.backend.enabled,
+            shared=self.backend.shared,
+            near_cache=self.near is not None,
+            announced=self.subscription is not None,
+        )
 
     def close(self) -> None:
         """Stop the listener and the probe, close the backend."""

@@ -19,7 +19,7 @@ from wastate.services.schema import ensure_schema
 from wastate.settings import load_settings
 
 if TYPE_CHECKING:
-    from wastate.cache.mappings import MappingCache
+    from wastate.cache.layers import CacheReach
 
 __all__ = ["migrate", "serve", "worker_cache_overrides"]
 
@@ -83,7 +83,7 @@ def serve(ctx: Context, host: str, port: int, workers: int, log_level: str) -> N
     ensure_schema(store)
     cache_url = settings.cache_url
     if workers > 1:
-        overrides, why = worker_cache_overrides(store.mapping_cache, settings.cache_url)
+        overrides, why = worker_cache_overrides(store.cache_reach(), settings.cache_url)
         os.environ.update(overrides)
         cache_url = overrides.get("WASTATE_CACHE_URL", cache_url)
         if why:
@@ -107,7 +107,7 @@ def serve(ctx: Context, host: str, port: int, workers: int, log_level: str) -> N
         )
 
 
-def worker_cache_overrides(cache: MappingCache, url: str) -> tuple[dict[str, str], str | None]:
+def worker_cache_overrides(reach: CacheReach, url: str) -> tuple[dict[str, str], str | None]:
     """The settings (environment variables) that worker processes of `serve` need so none serves
     a mapping another worker changed, with the one line that says why (None when the cache at
     `url` already reaches every worker).
@@ -117,13 +117,13 @@ def worker_cache_overrides(cache: MappingCache, url: str) -> tuple[dict[str, str
     the near cache is turned off over a shared backend that cannot announce invalidations.
     """
     url = safe_url(url)
-    if cache.backend.enabled and not cache.backend.shared:
+    if reach.caching and not reach.shared:
         return {"WASTATE_CACHE_URL": "none://"}, (
             f"wastate: cache {url} is private to each worker process, so workers would serve "
             "conversations another worker changed: caching is off (none://); for a cache all "
             "workers share, use --cache-url redis://HOST:6379/0"
         )
-    if cache.near is not None and cache.subscription is None:
+    if reach.near_cache and not reach.announced:
         return {"WASTATE_NEAR_CACHE": "false"}, (
             f"wastate: cache {url} cannot announce invalidations to other workers (no pub/sub): "
             "the near cache is off (WASTATE_NEAR_CACHE=false)"
