@@ -10,6 +10,7 @@ seed-004 name, kept as an alias).
 """
 
 from wastate import webhooks
+from wastate.cache.layers import CacheReach
 from wastate.domain import (
     ApprovalRecord,
     ApprovalStatus,
@@ -58,6 +59,7 @@ __all__ = [
     "ApprovalRecord",
     "ApprovalRepository",
     "ApprovalStatus",
+    "CacheReach",
     "ClientSessionState",
     "ConfigRepository",
     "ConfigurationError",
