@@ -9,6 +9,7 @@ rootdir conftest, and pytest puts its folder, `tests/`, on the path.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -163,8 +164,12 @@ def count_database_calls(store: wastate.Store, delay: float = 0.0) -> dict[str, 
     """From now on, count the calls `store`'s caching decorator makes to the SQL repository."""
     counter: dict[str, int] = {}
     cache = store._mapping_cache
-    store._mapping_repository = lambda db: CachedMappingRepository(  # type: ignore[method-assign]
-        CountingMappings(SqlMappingRepository(db), counter, delay), db, cache
+    # The store hands each unit of work its parts: swap in a mapping factory that counts.
+    store._uow_resources = dataclasses.replace(
+        store._uow_resources,
+        mappings=lambda db: CachedMappingRepository(
+            CountingMappings(SqlMappingRepository(db), counter, delay), db, cache
+        ),
     )
     return counter
 

@@ -63,8 +63,7 @@ class Store:
             engine=self.engine,
             dialect=self.dialect,
             clock=self.clock,
-            # Looked up per unit of work, so a test may wrap the repository (tests/helpers.py).
-            mappings=lambda db: self._mapping_repository(db),
+            mappings=self._mapping_repository,
         )
 
     def _init_mapping_layer(self) -> None:

@@ -12,7 +12,7 @@ from datetime import timedelta
 import click
 
 from wastate.cli.context import Context, pass_context
-from wastate.cli.params import DEFAULT_BATCH, MAX_BATCH_SIZE, duration, format_duration
+from wastate.cli.params import batch_size_option, duration, format_duration
 from wastate.cli.progress import drain
 from wastate.services import maintenance
 
@@ -35,12 +35,7 @@ _PURGE_LABELS = {
     help="e.g. 90d: what closed, was created or was parked longer ago than this.",
 )
 @click.option("--dry-run", is_flag=True, help="Count what would go; change nothing.")
-@click.option(
-    "--batch-size",
-    default=DEFAULT_BATCH,
-    show_default=True,
-    type=click.IntRange(1, MAX_BATCH_SIZE),
-)
+@batch_size_option
 @pass_context
 def purge(ctx: Context, older_than: timedelta, dry_run: bool, batch_size: int) -> None:
     """Delete closed/expired mappings, old tracking rows and stale parked events, in batches.
@@ -70,12 +65,7 @@ def purge(ctx: Context, older_than: timedelta, dry_run: bool, batch_size: int) -
     metavar="AGE",
     help="e.g. 24h: expire active mappings idle for longer than this.",
 )
-@click.option(
-    "--batch-size",
-    default=DEFAULT_BATCH,
-    show_default=True,
-    type=click.IntRange(1, MAX_BATCH_SIZE),
-)
+@batch_size_option
 @pass_context
 def expire(ctx: Context, idle: timedelta, batch_size: int) -> None:
     """Expire idle conversations (their users' next message starts a new one)."""

@@ -25,6 +25,7 @@ __all__ = [
     "MAX_DURATION",
     "MAX_LIMIT",
     "TEXT",
+    "batch_size_option",
     "client_id",
     "duration",
     "format_duration",
@@ -119,3 +120,12 @@ class _Text(click.ParamType[str]):
 
 
 TEXT = _Text()
+
+batch_size_option = click.option(
+    "--batch-size",
+    default=DEFAULT_BATCH,
+    show_default=True,
+    type=click.IntRange(1, MAX_BATCH_SIZE),
+    help="Rows per batch; each batch is its own transaction.",
+)
+"""`--batch-size` of the commands that work in batches (purge, expire)."""
